@@ -1,0 +1,174 @@
+"""Activation and output functions on every backend, device and dtype."""
+
+from __future__ import annotations
+
+import array_api_compat
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from reference import (
+    RELU_IN,
+    RELU_OUT,
+    SIGMOID_IN,
+    SIGMOID_OUT,
+    SOFTMAX_BIG_IN,
+    SOFTMAX_BIG_OUT,
+    SOFTMAX_IN,
+    SOFTMAX_OUT,
+    STEP_IN,
+    STEP_OUT,
+    assert_close,
+)
+
+import xpnn
+
+
+@pytest.mark.parametrize(
+    ("function", "values", "expected"),
+    [
+        (xpnn.sigmoid, SIGMOID_IN, SIGMOID_OUT),
+        (xpnn.relu, RELU_IN, RELU_OUT),
+        (xpnn.softmax, SOFTMAX_IN, SOFTMAX_OUT),
+        (xpnn.softmax, SOFTMAX_BIG_IN, SOFTMAX_BIG_OUT),
+        (xpnn.identity_function, SOFTMAX_IN, SOFTMAX_IN),
+    ],
+    ids=["sigmoid", "relu", "softmax", "softmax-large", "identity"],
+)
+def test_reference_values(backend, dtype, function, values, expected):
+    x = backend.asarray(values, dtype)
+    result = function(x)
+    backend.assert_native(result)
+    assert_close(result, expected, dtype)
+
+
+def test_softmax_sums_to_one(backend, dtype):
+    result = xpnn.to_numpy(xpnn.softmax(backend.asarray(SOFTMAX_IN, dtype)))
+    assert abs(float(result.sum()) - 1.0) < 1e-6
+
+
+def test_step_function_is_integer(backend, dtype):
+    result = xpnn.step_function(backend.asarray(STEP_IN, dtype))
+    backend.assert_native(result)
+    assert backend.xp.isdtype(result.dtype, "integral")
+    np.testing.assert_array_equal(xpnn.to_numpy(result), STEP_OUT)
+
+
+@pytest.mark.parametrize("half", ["float16", "float32", "float64"])
+def test_sigmoid_exact_limits_without_warnings(backend, half):
+    if not backend.has_dtype(half):
+        pytest.skip(f"{backend.name} has no {half} (not in the array API standard)")
+    x = backend.asarray([-1e4, -200.0, 0.0, 200.0, 1e4], half)
+    result = xpnn.to_numpy(xpnn.sigmoid(x))  # pytest turns any warning into an error
+    assert result.dtype == np.dtype(half)
+    assert result[0] == 0.0 and result[-1] == 1.0
+    assert result[2] == 0.5 and result[3] == 1.0
+    # sigmoid(-200) = 1.38e-87: representable in float64 only.
+    expected = np.asarray(np.exp(-200.0) / (1.0 + np.exp(-200.0))).astype(half)
+    np.testing.assert_allclose(result[1], expected, rtol=1e-12, atol=0)
+
+
+def test_sigmoid_tails_keep_relative_precision(backend):
+    x = backend.asarray([-30.0, -20.0, 20.0], "float64")
+    expected = 1.0 / (1.0 + np.exp(-np.array([-30.0, -20.0, 20.0])))
+    np.testing.assert_allclose(xpnn.to_numpy(xpnn.sigmoid(x)), expected, rtol=1e-12)
+
+
+def test_softmax_batch_uses_row_max(backend, dtype):
+    # One large row must not underflow the others (the notebook's global max does).
+    rows = [SOFTMAX_IN, SOFTMAX_BIG_IN, [-1000.0, -1001.0, -1002.0]]
+    batch = xpnn.softmax(backend.asarray(rows, dtype))
+    backend.assert_native(batch)
+    got = xpnn.to_numpy(batch)
+    for i, row in enumerate(rows):
+        assert_close(batch[i, ...], xpnn.to_numpy(xpnn.softmax(backend.asarray(row, dtype))), dtype)
+    np.testing.assert_allclose(got.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_softmax_axis_zero(backend, dtype):
+    rows = np.array([SOFTMAX_IN, SOFTMAX_BIG_IN])
+    got = xpnn.to_numpy(xpnn.softmax(backend.asarray(rows, dtype), axis=0))
+    np.testing.assert_allclose(got.sum(axis=0), 1.0, rtol=1e-6)
+
+
+def test_integer_input_is_promoted(backend):
+    x = backend.asarray([-1, 1, 2], "int64" if backend.name != "jax" else "int32")
+    result = xpnn.sigmoid(x)
+    backend.assert_native(result)
+    assert backend.xp.isdtype(result.dtype, "real floating")
+    np.testing.assert_allclose(xpnn.to_numpy(result), SIGMOID_OUT, rtol=1e-6)
+    assert xpnn.to_numpy(xpnn.relu(x)).tolist() == [0, 1, 2]
+
+
+def test_complex_input_is_refused(backend):
+    x = backend.asarray([1 + 1j, 2.0], "complex128")
+    for function in (xpnn.sigmoid, xpnn.softmax, xpnn.relu, xpnn.step_function):
+        with pytest.raises(TypeError, match="real numbers"):
+            function(x)
+
+
+def test_lists_and_scalars_go_through_numpy():
+    np.testing.assert_allclose(xpnn.sigmoid(SIGMOID_IN), SIGMOID_OUT, atol=1e-8)
+    assert float(xpnn.sigmoid(0.0)) == 0.5
+    assert xpnn.relu((-1, 3)).tolist() == [0, 3]
+    assert isinstance(xpnn.softmax([1.0, 2.0]), np.ndarray)
+
+
+@pytest.mark.parametrize("bad", [None, "1.0", {"x": 1.0}, object()])
+def test_non_arrays_are_refused(bad):
+    with pytest.raises(TypeError, match="expects an array"):
+        xpnn.sigmoid(bad)
+
+
+def test_object_arrays_are_refused():
+    with pytest.raises(TypeError, match="real numbers"):
+        xpnn.sigmoid(np.array([1.0, "a"], dtype=object))
+
+
+def test_softmax_needs_an_axis():
+    with pytest.raises(ValueError, match="0-d"):
+        xpnn.softmax(np.float64(1.0))
+    with pytest.raises(ValueError, match="out of range"):
+        xpnn.softmax(np.ones((2, 3)), axis=2)
+
+
+_finite = st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    batch=hnp.arrays(
+        np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=8), elements=_finite
+    )
+)
+def test_property_softmax_rows_are_distributions(backend, batch):
+    result = xpnn.to_numpy(xpnn.softmax(backend.asarray(batch)))
+    assert np.all(np.isfinite(result))
+    assert np.all((result >= 0) & (result <= 1))
+    np.testing.assert_allclose(result.sum(axis=-1), 1.0, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=hnp.arrays(np.float64, st.integers(1, 32), elements=_finite))
+def test_property_sigmoid_is_monotone_in_unit_interval(backend, values):
+    x = np.sort(values)
+    result = xpnn.to_numpy(xpnn.sigmoid(backend.asarray(x)))
+    assert np.all((result >= 0) & (result <= 1))
+    assert np.all(np.diff(result) >= 0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=hnp.arrays(np.float32, st.integers(1, 32), elements=st.floats(-1e4, 1e4, width=32)))
+def test_property_float32_sigmoid_matches_float64(backend, values):
+    got = xpnn.to_numpy(xpnn.sigmoid(backend.asarray(values)))
+    assert got.dtype == np.float32
+    x64 = values.astype(np.float64)
+    want = np.exp(-np.logaddexp(0.0, -x64))  # log-sigmoid, overflow-free in NumPy
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-44)
+
+
+def test_results_stay_on_the_input_device(backend):
+    x = backend.asarray([0.5, -0.5], "float32")
+    for function in (xpnn.sigmoid, xpnn.relu, xpnn.softmax, xpnn.step_function):
+        assert array_api_compat.device(function(x)) == backend.device

@@ -1,0 +1,189 @@
+"""The chapter's 3-layer network and the Network class on every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from reference import (
+    CHAPTER_A1,
+    CHAPTER_A2,
+    CHAPTER_X,
+    CHAPTER_Y,
+    CHAPTER_Z1,
+    CHAPTER_Z2,
+    assert_close,
+)
+
+import xpnn
+
+
+def test_chapter_network_steps(backend, dtype):
+    """Each intermediate value the chapter prints, computed with xpnn's functions."""
+    net = xpnn.init_network(backend.name, backend.device, dtype)
+    p = net.params
+    x = backend.asarray(CHAPTER_X, dtype)
+    a1 = x @ p["W1"] + p["b1"]
+    z1 = xpnn.sigmoid(a1)
+    a2 = z1 @ p["W2"] + p["b2"]
+    z2 = xpnn.sigmoid(a2)
+    y = xpnn.identity_function(z2 @ p["W3"] + p["b3"])
+    for got, want in ((a1, CHAPTER_A1), (z1, CHAPTER_Z1), (a2, CHAPTER_A2), (z2, CHAPTER_Z2)):
+        assert_close(got, want, dtype)
+    assert_close(y, CHAPTER_Y, dtype)
+    assert tuple(p["W1"].shape) == (2, 3) and tuple(p["b1"].shape) == (3,)
+    assert tuple(p["W2"].shape) == (3, 2) and tuple(p["W3"].shape) == (2, 2)
+
+
+def test_forward_and_predict(backend, dtype):
+    net = xpnn.init_network(backend.name, backend.device, dtype)
+    x = backend.asarray(CHAPTER_X, dtype)
+    y = xpnn.forward(net, x)
+    backend.assert_native(y)
+    assert_close(y, CHAPTER_Y, dtype)
+    assert_close(xpnn.predict(net, x), CHAPTER_Y, dtype)  # identity output
+
+
+def test_batch_matches_single_samples(backend, dtype):
+    net = xpnn.init_network(backend.name, backend.device, dtype)
+    rng = np.random.default_rng(0)
+    batch = rng.normal(size=(7, 2))
+    y = xpnn.to_numpy(net.forward(backend.asarray(batch, dtype)))
+    assert y.shape == (7, 2)
+    for i in range(7):
+        single = xpnn.to_numpy(net.forward(backend.asarray(batch[i], dtype)))
+        assert_close(single, y[i], dtype)
+
+
+def test_softmax_output_and_classify(backend, dtype):
+    rng = np.random.default_rng(1)
+    params = {"W1": rng.normal(size=(4, 5)), "b1": rng.normal(size=5)}
+    params |= {"W2": rng.normal(size=(5, 3)), "b2": rng.normal(size=3)}
+    net = xpnn.Network(
+        params, output="softmax", backend=backend.name, device=backend.device, dtype=dtype
+    )
+    x = rng.normal(size=(10, 4))
+    probs = net.predict(backend.asarray(x, dtype))
+    backend.assert_native(probs)
+    np.testing.assert_allclose(xpnn.to_numpy(probs).sum(axis=1), 1.0, rtol=1e-6)
+    labels = net.classify(backend.asarray(x, dtype), batch_size=3)
+    backend.assert_native(labels)
+    expected = np.argmax(xpnn.to_numpy(probs), axis=1)
+    np.testing.assert_array_equal(xpnn.to_numpy(labels), expected)
+    np.testing.assert_array_equal(xpnn.to_numpy(net.classify(backend.asarray(x, dtype))), expected)
+
+
+def test_relu_hidden(backend):
+    params = {"W1": [[1.0, -1.0]], "b1": [0.0, 0.0], "W2": [[1.0], [1.0]], "b2": [0.5]}
+    net = xpnn.Network(params, hidden="relu", backend=backend.name, device=backend.device)
+    assert_close(
+        net.forward(backend.asarray([[2.0], [-3.0]], "float64")), [[2.5], [3.5]], "float64"
+    )
+
+
+def test_uint8_input_is_cast(backend):
+    if not backend.has_dtype("uint8"):
+        pytest.skip("no uint8")
+    params = {"W1": np.eye(3), "b1": np.zeros(3)}
+    net = xpnn.Network(params, backend=backend.name, device=backend.device, dtype="float32")
+    y = net.forward(backend.asarray([0, 128, 255], "uint8"))
+    backend.assert_native(y)
+    assert_close(y, [0.0, 128.0, 255.0], "float32")
+    scaled = net.to(input_scale=1 / 255)
+    assert_close(scaled.forward(backend.asarray([0, 51, 255], "uint8")), [0.0, 0.2, 1.0], "float32")
+
+
+def test_input_from_another_namespace_is_moved(backend, dtype):
+    net = xpnn.init_network(backend.name, backend.device, dtype)
+    for x in (np.asarray(CHAPTER_X), CHAPTER_X):  # a NumPy array, a list
+        y = net.forward(x)
+        backend.assert_native(y)
+        assert_close(y, CHAPTER_Y, dtype)
+
+
+def test_network_moves_between_backends(backend, dtype):
+    net = xpnn.init_network("numpy", dtype="float64").to(backend.name, backend.device, dtype)
+    assert net.backend == backend.name and net.device == backend.device
+    y = net.forward(backend.asarray(CHAPTER_X, dtype))
+    backend.assert_native(y)
+    assert_close(y, CHAPTER_Y, dtype)
+
+
+def test_shape_mismatch_names_sizes(backend):
+    net = xpnn.init_network(backend.name, backend.device)
+    with pytest.raises(ValueError, match=r"shape \(2,\) or \(n, 2\); got shape \(3,\)"):
+        net.forward(backend.asarray([1.0, 2.0, 3.0], "float32"))
+    with pytest.raises(ValueError, match="got shape"):
+        net.forward(backend.asarray([[[1.0, 2.0]]], "float32"))
+
+
+def test_complex_and_object_inputs_are_refused(backend):
+    net = xpnn.init_network(backend.name, backend.device)
+    with pytest.raises(TypeError, match="real numbers"):
+        net.forward(backend.asarray([1 + 1j, 0.5], "complex128"))
+    with pytest.raises(TypeError, match="real numbers"):
+        net.forward(np.array([1.0, None], dtype=object))
+    with pytest.raises(TypeError, match="array or a list"):
+        net.forward("1.0, 0.5")
+
+
+def test_array_api_strict_devices_never_mix():
+    """The simulated device catches computation on the wrong device."""
+    import array_api_strict as xps
+
+    x = xps.asarray([1.0, 0.5], device=xps.Device("device1"))
+    w = xps.asarray([[1.0], [1.0]])  # CPU_DEVICE
+    with pytest.raises(ValueError, match="different devices"):
+        x @ w
+    net = xpnn.init_network("array_api_strict", "device2", "float64")
+    y = net.forward(x)  # moved to device2 first
+    assert y.device == xps.Device("device2")
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({}, ValueError, "numbered"),
+        ({"W1": np.ones((2, 2))}, ValueError, "b1 is missing"),
+        (
+            {"W1": np.ones((2, 2)), "b1": np.ones(2), "W3": np.ones((2, 2)), "b3": np.ones(2)},
+            ValueError,
+            "gaps",
+        ),
+        ({"W1": np.ones((2, 3)), "b1": np.ones(2)}, ValueError, "b1 has 2 entries"),
+        ({"W1": np.ones(2), "b1": np.ones(2)}, ValueError, "2-D"),
+        (
+            {"W1": np.ones((2, 3)), "b1": np.ones(3), "W2": np.ones((2, 1)), "b2": np.ones(1)},
+            ValueError,
+            "W2 has 2 rows",
+        ),
+        ({"W1": np.ones((1, 1)), "b1": np.ones(1), "extra": 1}, ValueError, "unexpected"),
+        ({"W1": np.array([["a"]]), "b1": np.ones(1)}, TypeError, "real numbers"),
+        ([1, 2], TypeError, "mapping"),
+    ],
+)
+def test_bad_parameters(params, error, match):
+    with pytest.raises(error, match=match):
+        xpnn.Network(params)
+
+
+def test_bad_options():
+    params = {"W1": np.ones((1, 1)), "b1": np.ones(1)}
+    with pytest.raises(ValueError, match="hidden activation 'tanh'"):
+        xpnn.Network(params, hidden="tanh")
+    with pytest.raises(ValueError, match="output function"):
+        xpnn.Network(params, output="sigmoid")
+    with pytest.raises(ValueError, match="input_scale"):
+        xpnn.Network(params, input_scale=0)
+    with pytest.raises(xpnn.BackendError, match="unknown dtype 'int8'"):
+        xpnn.Network(params, dtype="int8")
+    with pytest.raises(ValueError, match="batch_size"):
+        xpnn.Network(params).classify(np.ones((2, 1)), batch_size=0)
+
+
+def test_repr_and_sizes():
+    net = xpnn.init_network("numpy")
+    assert net.layer_sizes == (2, 3, 2, 2)
+    assert repr(net).startswith(
+        "Network(2-3-2-2, hidden='sigmoid', output='identity', backend='numpy'"
+    )
+    assert "dtype=float32" in repr(net)

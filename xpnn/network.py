@@ -1,0 +1,373 @@
+"""Multi-layer perceptrons whose weights live on one backend, device and dtype.
+
+A :class:`Network` is built from a mapping ``{"W1": ..., "b1": ..., ...,
+"Wn": ..., "bn": ...}`` of arrays of any backend (or nested lists). The
+weights are converted once, when the network is built or moved with
+:meth:`Network.to`; every call after that works on the resident arrays.
+
+Inputs of another namespace or device than the network's are moved to the
+network (through host memory when the namespace differs) before any
+arithmetic, so nothing is ever computed on the wrong device; inputs of another
+dtype (uint8 pixels, float64 data for a float32 network) are cast to the
+network's dtype.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from .activations import sigmoid_kernel, softmax_kernel
+from .backends import backend_of, dtype_name, namespace, resolve_dtype, to_numpy
+
+__all__ = ["Network", "classify", "forward", "init_network", "predict"]
+
+
+def _relu_kernel(x: Any, xp: ModuleType) -> Any:
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=array_api_compat.device(x)))
+
+
+def _identity_kernel(x: Any, xp: ModuleType) -> Any:
+    return x
+
+
+_HIDDEN: dict[str, Callable[[Any, ModuleType], Any]] = {
+    "sigmoid": sigmoid_kernel,
+    "relu": _relu_kernel,
+}
+_OUTPUT: dict[str, Callable[[Any, ModuleType], Any]] = {
+    "identity": _identity_kernel,
+    "softmax": softmax_kernel,
+}
+_PARAM_RE = re.compile(r"^([Wb])([1-9][0-9]*)$")
+
+
+def _choice(value: str, options: Mapping[str, Any], what: str) -> str:
+    if value not in options:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(options)}")
+    return value
+
+
+def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Validate ``{W1, b1, ..., Wn, bn}`` and return host ``(W, b)`` pairs."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"network parameters must be a mapping, got {type(params).__name__}")
+    indices: dict[int, set[str]] = {}
+    for key in params:
+        match = _PARAM_RE.match(key) if isinstance(key, str) else None
+        if match is None:
+            raise ValueError(f"unexpected network parameter {key!r}; expected W1, b1, ..., Wn, bn")
+        indices.setdefault(int(match.group(2)), set()).add(match.group(1))
+    n = len(indices)
+    if n == 0 or sorted(indices) != list(range(1, n + 1)):
+        raise ValueError(
+            "network parameters must be numbered W1, b1 ... Wn, bn without gaps, "
+            f"got {sorted(params)}"
+        )
+    layers = []
+    for i in range(1, n + 1):
+        if indices[i] != {"W", "b"}:
+            missing = ({"W", "b"} - indices[i]).pop()
+            raise ValueError(f"network parameter {missing}{i} is missing")
+        w, b = (to_numpy(params[f"{k}{i}"]) for k in ("W", "b"))
+        for name, arr in ((f"W{i}", w), (f"b{i}", b)):
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(
+                    f"network parameter {name} must be real numbers, got dtype {arr.dtype}"
+                )
+        if w.ndim != 2 or b.ndim != 1:
+            raise ValueError(f"W{i} must be 2-D and b{i} 1-D, got shapes {w.shape} and {b.shape}")
+        if b.shape[0] != w.shape[1]:
+            raise ValueError(f"b{i} has {b.shape[0]} entries but W{i} has {w.shape[1]} columns")
+        if layers and layers[-1][0].shape[1] != w.shape[0]:
+            raise ValueError(
+                f"W{i} has {w.shape[0]} rows but layer {i - 1} has {layers[-1][0].shape[1]} outputs"
+            )
+        layers.append((w, b))
+    return layers
+
+
+def _default_dtype(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    dtypes = {arr.dtype for pair in layers for arr in pair}
+    if len(dtypes) == 1:
+        (only,) = dtypes
+        if only.name in ("float16", "float32", "float64"):
+            return only.name
+    return "float32"
+
+
+class Network:
+    """A multi-layer perceptron: affine layers, a hidden activation, an output function.
+
+    Parameters
+    ----------
+    params : mapping
+        ``{"W1": W1, "b1": b1, ..., "Wn": Wn, "bn": bn}``; ``Wi`` has shape
+        ``(d_{i-1}, d_i)``, ``bi`` shape ``(d_i,)``. Arrays of any backend,
+        or nested lists.
+    hidden : {"sigmoid", "relu"}
+        Activation after every layer but the last.
+    output : {"identity", "softmax"}
+        Output function applied by :meth:`predict`.
+    backend, device
+        Where the weights live; see :func:`xpnn.namespace`.
+    dtype : {"float32", "float64", "float16"} or None
+        Compute dtype; ``None`` keeps the parameters' common floating dtype,
+        else float32.
+    input_scale : float
+        Factor applied to every input before the first layer, folded into
+        ``W1`` (so it costs nothing per call). ``1/255`` lets raw uint8 pixels
+        feed the network directly.
+
+    Examples
+    --------
+    >>> net = Network({"W1": [[1.0, 0.0], [0.0, 1.0]], "b1": [0.0, 0.0]},
+    ...               backend="array_api_strict", dtype="float64")
+    >>> net
+    Network(2-2, hidden='sigmoid', output='identity', backend='array_api_strict', \
+device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
+    >>> net.forward([3.0, 4.0])
+    Array([3., 4.], dtype=array_api_strict.float64)
+    """
+
+    def __init__(
+        self,
+        params: Mapping[str, Any],
+        *,
+        hidden: str = "sigmoid",
+        output: str = "identity",
+        backend: str | None = None,
+        device: Any = None,
+        dtype: str | None = None,
+        input_scale: float = 1.0,
+    ) -> None:
+        self.hidden = _choice(hidden, _HIDDEN, "hidden activation")
+        self.output = _choice(output, _OUTPUT, "output function")
+        if not (
+            isinstance(input_scale, (int, float)) and np.isfinite(input_scale) and input_scale > 0
+        ):
+            raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
+        self.input_scale = float(input_scale)
+        host = _layer_arrays(params)
+        self.xp, self.device = namespace(backend, device)
+        self.backend = backend_of(self.xp)
+        self.dtype_name = dtype_name(self.xp, dtype or _default_dtype(host))
+        self.dtype = resolve_dtype(self.xp, self.dtype_name)
+        self._host = host
+        layers = []
+        for i, (w, b) in enumerate(host):
+            if i == 0 and self.input_scale != 1.0:
+                w = w.astype(np.float64) * self.input_scale
+            layers.append((self._place(w), self._place(b)))
+        self._layers = tuple(layers)
+        self._hidden_fn = _HIDDEN[self.hidden]
+        self._output_fn = _OUTPUT[self.output]
+        self._array_type = type(self._layers[0][1])
+        # Only compare devices where a namespace has more than one.
+        self._check_device = self.backend not in ("numpy", "dask")
+
+    def _place(self, arr: np.ndarray) -> Any:
+        return self.xp.asarray(arr, dtype=self.dtype, device=self.device)
+
+    # -- description -------------------------------------------------------
+
+    @property
+    def layer_sizes(self) -> tuple[int, ...]:
+        """Widths from input to output, e.g. ``(784, 50, 100, 10)``."""
+        return (self._host[0][0].shape[0], *(w.shape[1] for w, _ in self._host))
+
+    @property
+    def input_size(self) -> int:
+        """Number of input features."""
+        return self._host[0][0].shape[0]
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The weights as ``{"W1": ..., "b1": ...}`` on the network's backend.
+
+        ``input_scale`` is not folded into these: they are the weights the
+        network was built from, in its dtype.
+        """
+        out: dict[str, Any] = {}
+        for i, (w, b) in enumerate(self._host, start=1):
+            out[f"W{i}"] = self._place(w)
+            out[f"b{i}"] = self._place(b)
+        return out
+
+    def __repr__(self) -> str:
+        sizes = "-".join(str(n) for n in self.layer_sizes)
+        scale = f", input_scale={self.input_scale!r}" if self.input_scale != 1.0 else ""
+        return (
+            f"Network({sizes}, hidden={self.hidden!r}, output={self.output!r}, "
+            f"backend={self.backend!r}, device={self.device!r}, dtype={self.dtype_name}{scale})"
+        )
+
+    def to(
+        self,
+        backend: str | None = None,
+        device: Any = None,
+        dtype: str | None = None,
+        *,
+        input_scale: float | None = None,
+    ) -> Network:
+        """Return a copy of this network on another backend, device or dtype.
+
+        ``None`` keeps the current backend, device, dtype (and input scale).
+
+        Examples
+        --------
+        >>> net = init_network(backend="numpy")
+        >>> net.to("array_api_strict", "device1", "float64").device
+        array_api_strict.Device('device1')
+        """
+        same_backend = backend is None or backend == self.backend
+        if device is None and same_backend:
+            device = self.device
+        return Network(
+            {
+                k: v
+                for i, (w, b) in enumerate(self._host, 1)
+                for k, v in ((f"W{i}", w), (f"b{i}", b))
+            },
+            hidden=self.hidden,
+            output=self.output,
+            backend=self.backend if backend is None else backend,
+            device=device,
+            dtype=dtype or self.dtype_name,
+            input_scale=self.input_scale if input_scale is None else input_scale,
+        )
+
+    # -- computation ---------------------------------------------------------
+
+    def _adopt(self, x: Any) -> Any:
+        """Bring an input of another type, namespace or device to the network."""
+        if isinstance(x, (list, tuple)):
+            host = np.asarray(x)
+        else:
+            try:
+                xp_in = array_api_compat.array_namespace(x)
+            except TypeError:
+                raise TypeError(
+                    f"network input must be an array or a list of numbers, got {type(x).__name__}"
+                ) from None
+            if xp_in is self.xp:
+                return array_api_compat.to_device(x, self.device)
+            host = to_numpy(x)
+        if host.dtype.kind not in "fiub":
+            raise TypeError(f"network input must be real numbers, got dtype {host.dtype}")
+        return self.xp.asarray(host, device=self.device)
+
+    def _prepare(self, x: Any) -> Any:
+        if type(x) is not self._array_type:
+            x = self._adopt(x)
+        elif self._check_device and array_api_compat.device(x) != self.device:
+            x = array_api_compat.to_device(x, self.device)
+        if x.dtype != self.dtype:
+            xp = self.xp
+            try:
+                real = xp.isdtype(x.dtype, ("real floating", "integral", "bool"))
+            except (TypeError, ValueError):
+                real = False
+            if not real:
+                raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
+            x = xp.astype(x, self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"network expects inputs of shape ({self.input_size},) or "
+                f"(n, {self.input_size}); got shape {tuple(x.shape)}"
+            )
+        return x
+
+    def forward(self, x: Any) -> Any:
+        """Return the last layer's affine output (the identity output, logits).
+
+        Parameters
+        ----------
+        x : array_like
+            One sample ``(d,)`` or a batch ``(n, d)``.
+
+        Returns
+        -------
+        array
+            ``(k,)`` or ``(n, k)`` on the network's backend, device and dtype.
+        """
+        x = self._prepare(x)
+        xp = self.xp
+        *hidden, (w_last, b_last) = self._layers
+        act = self._hidden_fn
+        for w, b in hidden:
+            x = act(x @ w + b, xp)
+        return x @ w_last + b_last
+
+    def predict(self, x: Any) -> Any:
+        """Return the network's output: :meth:`forward` then the output function."""
+        return self._output_fn(self.forward(x), self.xp)
+
+    def classify(self, x: Any, batch_size: int | None = None) -> Any:
+        """Return the predicted class of each row of ``x`` (argmax of the logits).
+
+        Parameters
+        ----------
+        x : array_like
+            A batch ``(n, d)`` of any backend; each batch is moved to the network
+            on its own, so a host array larger than device memory streams through.
+        batch_size : int or None
+            Rows per forward pass; ``None`` is one pass over all rows.
+
+        Returns
+        -------
+        array
+            ``(n,)`` integer labels on the network's backend and device.
+        """
+        if not hasattr(x, "shape"):
+            x = self._adopt(x)
+        n = x.shape[0]
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if batch_size is None or batch_size >= n:
+            return self.xp.argmax(self.forward(x), axis=-1)
+        parts = [
+            self.xp.argmax(self.forward(x[start : min(start + batch_size, n), ...]), axis=-1)
+            for start in range(0, n, batch_size)
+        ]
+        return self.xp.concat(parts)
+
+
+def init_network(backend: str | None = None, device: Any = None, dtype: str = "float32") -> Network:
+    """Return the chapter's 3-layer example network (2-3-2-2, sigmoid, identity).
+
+    Examples
+    --------
+    >>> net = init_network(backend="numpy", dtype="float64")
+    >>> forward(net, [1.0, 0.5])
+    array([0.31682708, 0.69627909])
+    """
+    params = {
+        "W1": [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]],
+        "b1": [0.1, 0.2, 0.3],
+        "W2": [[0.1, 0.4], [0.2, 0.5], [0.3, 0.6]],
+        "b2": [0.1, 0.2],
+        "W3": [[0.1, 0.3], [0.2, 0.4]],
+        "b3": [0.1, 0.2],
+    }
+    return Network(params, backend=backend, device=device, dtype=dtype)
+
+
+def forward(network: Network, x: Any) -> Any:
+    """Return ``network``'s identity output for ``x`` (see :meth:`Network.forward`)."""
+    return network.forward(x)
+
+
+def predict(network: Network, x: Any) -> Any:
+    """Return ``network``'s output for ``x`` (see :meth:`Network.predict`)."""
+    return network.predict(x)
+
+
+def classify(network: Network, x: Any, batch_size: int | None = None) -> Any:
+    """Return predicted labels (see :meth:`Network.classify`)."""
+    return network.classify(x, batch_size)
