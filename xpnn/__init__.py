@@ -29,6 +29,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_mnist": "xpnn.mnist",
     "load_mnist_split": "xpnn.mnist",
+    "load_mnist_labels": "xpnn.mnist",
     "load_weights": "xpnn.weights",
     "save_weights": "xpnn.weights",
     "convert_pickle": "xpnn.weights",
