@@ -19,6 +19,17 @@ from typing import Any
 import numpy as np
 import pytest
 
+# No test may reach the internet: downloads are tested against a local server
+# only, with this variable removed for the duration of those tests.
+os.environ["XPNN_OFFLINE"] = "1"
+
+MNIST_DATA_FILES = (
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "sample_weight.pkl",
+)
+
 
 @dataclass(frozen=True)
 class BackendCase:
@@ -157,3 +168,20 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 def dtype(request: pytest.FixtureRequest) -> str:
     """A floating dtype name every backend supports: float32 or float64."""
     return request.param
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> str:
+    """The directory with the real MNIST files and the book's weights.
+
+    Taken from ``XPNN_DATA_DIR``; skipped when files are missing, unless
+    ``XPNN_REQUIRE_DATA=1``, which makes that a failure (CI sets it).
+    """
+    directory = os.environ.get("XPNN_DATA_DIR", "")
+    missing = [f for f in MNIST_DATA_FILES if not os.path.isfile(os.path.join(directory, f))]
+    if missing:
+        reason = f"data files {missing} not found in XPNN_DATA_DIR={directory!r}"
+        if os.environ.get("XPNN_REQUIRE_DATA", "") not in ("", "0"):
+            pytest.fail(f"XPNN_REQUIRE_DATA is set but {reason}")
+        pytest.skip(reason)
+    return directory

@@ -5,7 +5,8 @@ A file is looked for in one directory: the ``data_dir`` argument, else the
 (``pooch.os_cache("xpnn")``). A missing file is downloaded from each of its
 mirrors in turn; pooch streams it to a temporary file and moves it into place
 only when its SHA-256 matches, so a failed, truncated or corrupted download
-leaves nothing behind and the next mirror is tried.
+leaves nothing behind and the next mirror is tried. ``XPNN_OFFLINE=1`` turns
+downloads off.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from .errors import DataError
 __all__ = ["RemoteFile", "data_home", "ensure_files", "sha256_of"]
 
 ENV_DATA_DIR = "XPNN_DATA_DIR"
+#: Set to 1 to forbid downloads (air-gapped machines; the test suite sets it).
+ENV_OFFLINE = "XPNN_OFFLINE"
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ def ensure_files(
     reasons: list[str] = []
     if not download:
         reasons.append("downloads are turned off")
+    elif os.environ.get(ENV_OFFLINE, "") not in ("", "0"):
+        reasons.append(f"downloads are turned off by {ENV_OFFLINE}")
     else:
         try:
             import pooch  # noqa: F401

@@ -54,10 +54,12 @@ def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        with open(path, "rb") as f:  # ours to close, also when np.load fails
+            archive = np.load(f, allow_pickle=False)
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise WeightsError(f"{path}: not an .npz archive")
-            return {key: archive[key] for key in archive.files}
+            with archive:
+                return {key: archive[key] for key in archive.files}
     except WeightsError:
         raise
     except Exception as err:  # BadZipFile, ValueError (pickled arrays), OSError ...

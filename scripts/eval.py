@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Classify the MNIST test set with the book's pretrained network, on any backend.
+
+    XPNN_BACKEND=cupy python scripts/eval.py
+    python scripts/eval.py --backend torch --dtype float64 --json
+
+Prints the backend, device, dtype, accuracy, per-class accuracy, the confusion
+matrix, images/s and wall time. Errors (bad flags, unknown backend, missing
+GPU or data) print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import Any, NoReturn
+
+# Run from a checkout without installing: put the repository root first on the path.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import xpnn  # noqa: E402
+from xpnn.report import Score, score  # noqa: E402
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = _Parser(prog="eval.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--backend",
+        default=None,
+        help=f"one of {', '.join(xpnn.BACKENDS)} (default: $XPNN_BACKEND, else numpy)",
+    )
+    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: backend's)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16"])
+    parser.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
+    parser.add_argument("--data-dir", default=None, help="MNIST directory (default: $XPNN_DATA_DIR)")
+    parser.add_argument(
+        "--weights", default=None, help=".safetensors/.npz/.pkl file (default: the book's)"
+    )
+    parser.add_argument("--json", action="store_true", help="print a JSON report instead")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, accuracy only")
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    return args
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="img", desc="classifying", leave=False)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Load, classify and score; return the report."""
+    started = time.perf_counter()
+    backend = xpnn.backends.backend_name(args.backend)
+    if backend == "jax" and args.dtype == "float64":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+    xp, device = xpnn.namespace(backend, args.device)
+    # Raw uint8 pixels go straight to the first layer, which carries the /255.
+    options = {"backend": backend, "device": device, "dtype": args.dtype}
+    if args.weights:
+        network = xpnn.load_weights(args.weights, **options).to(input_scale=1 / 255)
+    else:
+        network = xpnn.pretrained_network(data_dir=args.data_dir, input_scale=1 / 255, **options)
+    x, t = xpnn.load_mnist_split(
+        "test", normalize=False, data_dir=args.data_dir, backend=backend, device=device
+    )
+    n = x.shape[0]
+    bar = _progress(n, not args.quiet and not args.json and sys.stderr.isatty())
+    forward_started = time.perf_counter()
+    parts = []
+    for start in range(0, n, args.batch_size):
+        stop = min(start + args.batch_size, n)
+        parts.append(network.classify(x[start:stop, ...]))
+        if bar is not None:
+            bar.update(stop - start)
+    predictions = xpnn.to_numpy(xp.concat(parts))
+    forward_seconds = time.perf_counter() - forward_started
+    if bar is not None:
+        bar.close()
+    result: Score = score(xpnn.to_numpy(t), predictions)
+    return {
+        "backend": backend,
+        "device": str(device),
+        "dtype": args.dtype,
+        "batch_size": args.batch_size,
+        **result.as_dict(),
+        "images_per_second": n / forward_seconds,
+        "forward_seconds": forward_seconds,
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def print_report(report: dict[str, Any], quiet: bool) -> None:
+    line = f"accuracy: {report['accuracy']:.4f} ({report['correct']}/{report['n']})"
+    if quiet:
+        print(line)
+        return
+    print(
+        f"backend: {report['backend']}  device: {report['device']}  dtype: {report['dtype']}  "
+        f"batch size: {report['batch_size']}"
+    )
+    print(line)
+    print("per-class accuracy:")
+    for digit, acc in enumerate(report["per_class_accuracy"]):
+        print(f"  {digit}: {acc:.4f}")
+    print("confusion matrix (rows: true digit, columns: predicted digit):")
+    print("      " + "".join(f"{d:>6}" for d in range(10)))
+    for digit, row in enumerate(report["confusion_matrix"]):
+        print(f"  {digit:>2}  " + "".join(f"{c:>6}" for c in row))
+    print(
+        f"speed: {report['images_per_second']:,.0f} images/s "
+        f"(forward {report['forward_seconds'] * 1e3:.1f} ms), wall time {report['wall_seconds']:.2f} s"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        report = run(args)
+    except xpnn.XpnnError as err:
+        print(f"eval.py: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("eval.py: interrupted", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report, args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
