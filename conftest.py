@@ -174,13 +174,16 @@ def dtype(request: pytest.FixtureRequest) -> str:
 def data_dir() -> str:
     """The directory with the real MNIST files and the book's weights.
 
-    Taken from ``XPNN_DATA_DIR``; skipped when files are missing, unless
-    ``XPNN_REQUIRE_DATA=1``, which makes that a failure (CI sets it).
+    Where the library looks (``XPNN_DATA_DIR``, else the user cache directory);
+    skipped when files are missing, unless ``XPNN_REQUIRE_DATA=1``, which
+    makes that a failure (CI sets it). Tests never download.
     """
-    directory = os.environ.get("XPNN_DATA_DIR", "")
+    from xpnn.download import data_home
+
+    directory = str(data_home())
     missing = [f for f in MNIST_DATA_FILES if not os.path.isfile(os.path.join(directory, f))]
     if missing:
-        reason = f"data files {missing} not found in XPNN_DATA_DIR={directory!r}"
+        reason = f"data files {missing} not found in {directory} (set XPNN_DATA_DIR)"
         if os.environ.get("XPNN_REQUIRE_DATA", "") not in ("", "0"):
             pytest.fail(f"XPNN_REQUIRE_DATA is set but {reason}")
         pytest.skip(reason)

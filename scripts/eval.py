@@ -21,8 +21,8 @@ from typing import Any, NoReturn
 # Run from a checkout without installing: put the repository root first on the path.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import xpnn  # noqa: E402
-from xpnn.report import Score, score  # noqa: E402
+import xpnn
+from xpnn.report import Score, score
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,7 +40,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: backend's)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16"])
     parser.add_argument("--batch-size", type=int, default=100, help="images per forward pass")
-    parser.add_argument("--data-dir", default=None, help="MNIST directory (default: $XPNN_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir", default=None, help="MNIST directory (default: $XPNN_DATA_DIR)"
+    )
     parser.add_argument(
         "--weights", default=None, help=".safetensors/.npz/.pkl file (default: the book's)"
     )
@@ -125,7 +127,8 @@ def print_report(report: dict[str, Any], quiet: bool) -> None:
         print(f"  {digit:>2}  " + "".join(f"{c:>6}" for c in row))
     print(
         f"speed: {report['images_per_second']:,.0f} images/s "
-        f"(forward {report['forward_seconds'] * 1e3:.1f} ms), wall time {report['wall_seconds']:.2f} s"
+        f"(forward {report['forward_seconds'] * 1e3:.1f} ms), "
+        f"wall time {report['wall_seconds']:.2f} s"
     )
 
 

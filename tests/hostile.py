@@ -50,11 +50,15 @@ def hostile_pickles(sentinel: str) -> dict[str, bytes]:
     good = valid_weights()
     stack_global = (
         b"\x80\x04"
-        + _unicode("os") + b"\x94"
-        + _unicode("system") + b"\x94"
+        + _unicode("os")
+        + b"\x94"
+        + _unicode("system")
+        + b"\x94"
         + b"h\x00h\x01"  # BINGET 0, BINGET 1
         + b"\x93"  # STACK_GLOBAL
-        + b"C" + bytes([len(command)]) + command  # SHORT_BINBYTES
+        + b"C"
+        + bytes([len(command)])
+        + command  # SHORT_BINBYTES
         + b"\x85R."  # TUPLE1, REDUCE, STOP
     )
     return {
@@ -78,5 +82,7 @@ def hostile_pickles(sentinel: str) -> dict[str, bytes]:
         "non-string-key": pickle.dumps({1: np.ones(2)}),
         "empty": b"",
         "garbage": b"\x80\x05this is not a pickle",
+        "memo-bomb": b"\x80\x02}r" + struct.pack("<I", 2**31) + b".",
+        "readonly-buffer": b"\x80\x05C\x01x\x98.",
         "huge-length": b"\x80\x04\x8d" + struct.pack("<Q", 1 << 62) + b"x",
     }

@@ -79,7 +79,7 @@ def test_corrupt_gzip_stream(tmp_path):
     data[len(data) // 2] ^= 0xFF
     path = tmp_path / "bad.gz"
     path.write_bytes(bytes(data))
-    with pytest.raises(xpnn.DataError, match="corrupt gzip|truncated|trailing"):
+    with pytest.raises(xpnn.DataError, match=r"corrupt gzip|truncated|trailing"):
         read_idx(path)
 
 

@@ -39,7 +39,10 @@ def test_book_accuracy(backend, dtype, data_dir, batch_size):
 def test_book_accuracy_from_raw_pixels(backend, dtype, data_dir):
     """The /255 folded into W1, raw uint8 pixels fed directly, gives the same count."""
     network = xpnn.pretrained_network(
-        data_dir=data_dir, backend=backend.name, device=backend.device, dtype=dtype,
+        data_dir=data_dir,
+        backend=backend.name,
+        device=backend.device,
+        dtype=dtype,
         input_scale=1 / 255,
     )
     x, t = xpnn.load_mnist_split(
@@ -73,8 +76,13 @@ def test_shapes_and_dtypes(backend, data_dir):
     host = xpnn.to_numpy(x)
     assert host.min() == 0.0 and host.max() == 1.0
     x, t = xpnn.load_mnist_split(
-        "test", normalize=False, flatten=False, one_hot_label=True, data_dir=data_dir,
-        backend=backend.name, device=backend.device,
+        "test",
+        normalize=False,
+        flatten=False,
+        one_hot_label=True,
+        data_dir=data_dir,
+        backend=backend.name,
+        device=backend.device,
     )
     backend.assert_native(t)
     assert tuple(x.shape) == (10000, 1, 28, 28) and x.dtype == backend.xp.uint8
@@ -101,7 +109,9 @@ def test_full_load_names_the_missing_training_images(data_dir, tmp_path):
 
 
 def test_missing_files_are_named_together(tmp_path):
-    with pytest.raises(xpnn.DataError, match="t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz"):
+    with pytest.raises(
+        xpnn.DataError, match=r"t10k-images-idx3-ubyte\.gz, t10k-labels-idx1-ubyte\.gz"
+    ):
         xpnn.load_mnist_split("test", data_dir=tmp_path)
 
 
@@ -121,15 +131,17 @@ def test_cache_is_written_and_used(copied, test_set, monkeypatch):
     xpnn.load_mnist_split("test", normalize=False, data_dir=copied)
     cached = sorted(p.name for p in (copied / "decoded").iterdir())
     assert cached == [
-        "t10k-images-idx3-ubyte.json", "t10k-images-idx3-ubyte.npy",
-        "t10k-labels-idx1-ubyte.json", "t10k-labels-idx1-ubyte.npy",
+        "t10k-images-idx3-ubyte.json",
+        "t10k-images-idx3-ubyte.npy",
+        "t10k-labels-idx1-ubyte.json",
+        "t10k-labels-idx1-ubyte.npy",
     ]
 
     def no_parse(*args, **kwargs):
         raise AssertionError("the cache should have been used")
 
     monkeypatch.setattr(mnist, "read_idx", no_parse)
-    x, t = xpnn.load_mnist_split("test", normalize=False, data_dir=copied)
+    x, _ = xpnn.load_mnist_split("test", normalize=False, data_dir=copied)
     np.testing.assert_array_equal(x, test_set[0])
 
 
@@ -156,7 +168,7 @@ def test_corrupt_source_is_refused_by_checksum(copied):
     data = bytearray(source.read_bytes())
     data[-20] ^= 0xFF
     source.write_bytes(bytes(data))
-    with pytest.raises(xpnn.DataError, match="SHA-256 .* does not match"):
+    with pytest.raises(xpnn.DataError, match=r"SHA-256 .* does not match"):
         xpnn.load_mnist_split("test", data_dir=copied)
 
 

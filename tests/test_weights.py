@@ -48,13 +48,20 @@ def test_book_pickle_loads(data_dir):
     arrays = load_weight_pickle(os.path.join(data_dir, "sample_weight.pkl"))
     shapes = {k: v.shape for k, v in arrays.items()}
     assert shapes == {
-        "W1": (784, 50), "b1": (50,), "W2": (50, 100), "b2": (100,), "W3": (100, 10), "b3": (10,)
+        "W1": (784, 50),
+        "b1": (50,),
+        "W2": (50, 100),
+        "b2": (100,),
+        "W3": (100, 10),
+        "b3": (10,),
     }
     assert all(v.dtype == np.float32 for v in arrays.values())
 
 
 def test_convert_book_pickle_to_safetensors(data_dir, tmp_path):
-    target = xpnn.convert_pickle(os.path.join(data_dir, "sample_weight.pkl"), tmp_path / "b.safetensors")
+    target = xpnn.convert_pickle(
+        os.path.join(data_dir, "sample_weight.pkl"), tmp_path / "b.safetensors"
+    )
     network = xpnn.load_weights(target)
     assert network.layer_sizes == (784, 50, 100, 10)
     assert (network.hidden, network.output, network.dtype_name) == ("sigmoid", "softmax", "float32")
@@ -93,7 +100,9 @@ def _safetensors_bytes(tmp_path, arrays):
 
 
 def test_malformed_safetensors(tmp_path):
-    good = _safetensors_bytes(tmp_path, {"W1": np.ones((2, 2), np.float32), "b1": np.ones(2, np.float32)})
+    good = _safetensors_bytes(
+        tmp_path, {"W1": np.ones((2, 2), np.float32), "b1": np.ones(2, np.float32)}
+    )
     cases = {
         "garbage": b"hello world, not safetensors",
         "truncated": good[: len(good) - 5],
@@ -123,11 +132,11 @@ def test_inconsistent_or_integer_weights(tmp_path):
 def test_malformed_npz(tmp_path):
     path = tmp_path / "bad.npz"
     path.write_bytes(b"PK\x03\x04 broken zip")
-    with pytest.raises(xpnn.WeightsError, match="malformed .npz"):
+    with pytest.raises(xpnn.WeightsError, match=r"malformed \.npz"):
         xpnn.load_weights(path)
     with open(path, "wb") as f:
         np.savez(f, W1=np.array([1.0, None], dtype=object), b1=np.ones(1))
-    with pytest.raises(xpnn.WeightsError, match="malformed .npz"):
+    with pytest.raises(xpnn.WeightsError, match=r"malformed \.npz"):
         xpnn.load_weights(path)
 
 

@@ -75,7 +75,9 @@ def _parse(stream: BinaryIO, path: Path, max_bytes: int) -> np.ndarray:
         )
     data = _read_exactly(stream, size, path, "data")
     if stream.read(1):
-        raise DataError(f"{path}: trailing bytes after the {size} bytes of data the header declares")
+        raise DataError(
+            f"{path}: trailing bytes after the {size} bytes of data the header declares"
+        )
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 

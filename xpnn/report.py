@@ -64,7 +64,7 @@ def score(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> Sco
     diagonal = np.diagonal(matrix)
     per_class = [
         float(c / t) if t else float("nan")
-        for c, t in zip(diagonal.tolist(), per_class_total.tolist())
+        for c, t in zip(diagonal.tolist(), per_class_total.tolist(), strict=True)
     ]
     n = int(matrix.sum())
     correct = int(diagonal.sum())

@@ -1,13 +1,18 @@
 """Reading the book's ``sample_weight.pkl`` without ever running its code.
 
 ``pickle.load`` calls whatever the file names, so a hostile ``.pkl`` runs code
-the moment it is loaded. :func:`load_weight_pickle` instead uses an unpickler
-whose ``find_class`` admits an exact allowlist: NumPy's array reconstruction
-(``_reconstruct``, ``ndarray``, ``dtype``, ``_frombuffer``, under both the
-``numpy.core`` and ``numpy._core`` spellings) and ``_codecs.encode`` restricted
-to latin-1 (how protocol 2 stores bytes). Everything else, persistent ids,
-object or structured dtypes, ndarray subclasses and any byte after the STOP
-opcode are refused with :class:`xpnn.WeightsError`, before anything is called.
+the moment it is loaded. :func:`load_weight_pickle` reads it in two passes.
+First the opcodes are walked without running anything (``pickletools.genops``):
+opcodes a weights file never needs (INST, OBJ, persistent ids, the extension
+registry, out-of-band buffers) are refused, memo indices and frame sizes may
+not exceed the file size (a tiny file must not make the unpickler allocate
+gigabytes), and STOP must be the last byte. Then an unpickler whose
+``find_class`` admits an exact allowlist builds the result: NumPy's array
+reconstruction (``_reconstruct``, ``ndarray``, ``dtype``, ``_frombuffer``, under
+both the ``numpy.core`` and ``numpy._core`` spellings) and ``_codecs.encode``
+restricted to latin-1 (how protocol 2 stores bytes). Anything else, object or
+structured dtypes and ndarray subclasses are refused with
+:class:`xpnn.WeightsError` before anything is called.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import codecs
 import io
 import os
 import pickle
+import pickletools
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +104,44 @@ class _AllowlistUnpickler(pickle.Unpickler):
         raise WeightsError("refused a persistent id in a pickle")
 
 
+# Opcodes a weights pickle never needs: they run code by name outside
+# find_class (INST and OBJ also go through it, but are refused early),
+# reach for persistent ids, the extension registry or out-of-band buffers.
+_FORBIDDEN_OPCODES = frozenset(
+    {"INST", "OBJ", "PERSID", "BINPERSID", "EXT1", "EXT2", "EXT4", "NEXT_BUFFER", "READONLY_BUFFER"}
+)
+# Opcodes whose argument sizes memory the unpickler allocates up front.
+_SIZED_OPCODES = frozenset(
+    {"PUT", "BINPUT", "LONG_BINPUT", "GET", "BINGET", "LONG_BINGET", "FRAME"}
+)
+
+
+def _prescan(data: bytes) -> None:
+    """Walk the opcodes without running anything; refuse what the allowlist never needs.
+
+    Memo indices and frame sizes are bounded by the file size, so a tiny file
+    cannot make the unpickler allocate gigabytes; the STOP opcode must be the
+    last byte.
+    """
+    stream = io.BytesIO(data)
+    try:
+        for opcode, arg, _ in pickletools.genops(stream):
+            if opcode.name in _FORBIDDEN_OPCODES:
+                raise WeightsError(f"refused pickle opcode {opcode.name}")
+            if opcode.name in _SIZED_OPCODES and isinstance(arg, int) and arg > len(data):
+                raise WeightsError(
+                    f"pickle opcode {opcode.name} argument {arg} exceeds the file size"
+                )
+    except WeightsError:
+        raise
+    except Exception as err:  # ValueError for truncated or unknown opcodes
+        raise WeightsError(f"malformed pickle ({type(err).__name__}: {err})") from None
+    if stream.tell() != len(data):
+        raise WeightsError(
+            f"{len(data) - stream.tell()} trailing bytes after the pickle's STOP opcode"
+        )
+
+
 def _check_result(result: Any, path: Path) -> dict[str, np.ndarray]:
     if not isinstance(result, dict):
         raise WeightsError(f"{path}: the pickle holds a {type(result).__name__}, not a dict")
@@ -129,15 +173,11 @@ def load_weight_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         raise WeightsError(f"{path}: cannot read ({err})") from None
     if len(data) > MAX_PICKLE_BYTES:
         raise WeightsError(f"{path}: over the {MAX_PICKLE_BYTES}-byte limit for a weights pickle")
-    stream = io.BytesIO(data)
     try:
-        result = _AllowlistUnpickler(stream).load()
+        _prescan(data)
+        result = _AllowlistUnpickler(io.BytesIO(data)).load()
     except WeightsError as err:
         raise WeightsError(f"{path}: {err}") from None
     except Exception as err:  # malformed pickles raise many kinds of errors
         raise WeightsError(f"{path}: malformed pickle ({type(err).__name__}: {err})") from None
-    if stream.tell() != len(data):
-        raise WeightsError(
-            f"{path}: {len(data) - stream.tell()} trailing bytes after the pickle's STOP opcode"
-        )
     return _check_result(result, path)

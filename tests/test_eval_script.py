@@ -1,0 +1,71 @@
+"""``scripts/eval.py``, the main job, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EVAL = Path(__file__).resolve().parent.parent / "scripts" / "eval.py"
+
+
+def run_eval(*args, env=None):
+    environ = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(EVAL), *args], capture_output=True, text=True, env=environ, timeout=300
+    )
+
+
+def test_json_report(backend, dtype, data_dir):
+    out = run_eval(
+        "--json", "--dtype", dtype, "--data-dir", data_dir, env={"XPNN_BACKEND": backend.name}
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["backend"] == backend.name and report["dtype"] == dtype
+    assert report["correct"] == 9352 and report["n"] == 10000
+    assert report["accuracy"] == pytest.approx(0.9352)
+    matrix = report["confusion_matrix"]
+    assert sum(map(sum, matrix)) == 10000
+    assert sum(matrix[i][i] for i in range(10)) == 9352
+    assert len(report["per_class_accuracy"]) == 10 and report["images_per_second"] > 0
+
+
+def test_text_report(data_dir):
+    out = run_eval("--data-dir", data_dir, "--batch-size", "1000")
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for part in ("backend: numpy", "accuracy: 0.9352 (9352/10000)", "confusion matrix", "images/s"):
+        assert part in text
+    assert out.stderr == ""  # no progress bar when not on a terminal
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--backend", "tensorflow"], "unknown backend 'tensorflow'"),
+        (["--device", "cuda"], "runs on the CPU only"),
+        (["--backend", "torch", "--device", "cuda:0"], "no CUDA device"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--dtype", "int8"], "invalid choice: 'int8'"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["--weights", "/nonexistent/w.safetensors"], "no such weights file"),
+    ],
+)
+def test_errors_are_one_line_exit_2(args, message, data_dir):
+    out = run_eval("--data-dir", data_dir, *args)
+    assert out.returncode == 2
+    assert out.stdout == ""
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in out.stderr
+
+
+def test_missing_data_is_one_line_exit_2(tmp_path):
+    out = run_eval("--data-dir", str(tmp_path), env={"XPNN_OFFLINE": "1"})
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "sample_weight.pkl" in lines[0] and str(tmp_path) in lines[0]
