@@ -113,7 +113,7 @@ def load_weights(
     --------
     >>> import tempfile, pathlib, xpnn
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "chapter.safetensors"
-    >>> xpnn.save_weights(xpnn.init_network(), path)
+    >>> xpnn.save_weights(xpnn.init_network(dtype="float64"), path)
     >>> load_weights(path, dtype="float64").forward([1.0, 0.5])
     array([0.31682708, 0.69627909])
     """
