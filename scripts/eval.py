@@ -48,9 +48,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", action="store_true", help="print a JSON report instead")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, accuracy only")
+    parser.add_argument(
+        "--plot",
+        default=None,
+        metavar="DIR",
+        help="write confusion_matrix.png and misclassified.png to DIR (needs xpnn[plot])",
+    )
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            parser.error("--plot needs matplotlib: pip install 'xpnn[plot]'")
     return args
 
 
@@ -96,6 +107,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if bar is not None:
         bar.close()
     result: Score = score(xpnn.to_numpy(t), predictions)
+    if args.plot:
+        write_plots(args.plot, network, x, t, result)
     return {
         "backend": backend,
         "device": str(device),
@@ -106,6 +119,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "forward_seconds": forward_seconds,
         "wall_seconds": time.perf_counter() - started,
     }
+
+
+def write_plots(directory: str, network: xpnn.Network, x: Any, t: Any, result: Score) -> None:
+    """Write the confusion matrix and the misclassified digits as PNG files."""
+    from xpnn.plot import confusion_matrix_figure, misclassified_figure
+
+    os.makedirs(directory, exist_ok=True)
+    confusion_matrix_figure(result.confusion_matrix).savefig(
+        os.path.join(directory, "confusion_matrix.png"), dpi=80
+    )
+    probabilities = network.predict(x)  # one more pass, for the confidences
+    misclassified_figure(x, t, probabilities).savefig(
+        os.path.join(directory, "misclassified.png"), dpi=60
+    )
 
 
 def print_report(report: dict[str, Any], quiet: bool) -> None:
