@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import xpnn  # noqa: E402
+import xpnn
 
 
 def main(argv: list[str] | None = None) -> int:
