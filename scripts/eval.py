@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import xpnn
-from xpnn.report import Score, score
+from xpnn.report import Score, score, score_matrix
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,6 +49,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print a JSON report instead")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, accuracy only")
     parser.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="with --backend dask: score on the dask cluster at ADDRESS (tcp://host:8786)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --backend dask: start a local cluster of N worker processes on 127.0.0.1",
+    )
+    parser.add_argument(
         "--plot",
         default=None,
         metavar="DIR",
@@ -57,6 +70,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.scheduler and args.workers:
+        parser.error("give --scheduler or --workers, not both")
+    if args.workers is not None and args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    cluster = args.scheduler or args.workers
+    if cluster and xpnn.backends.backend_name(args.backend) != "dask":
+        parser.error("--scheduler and --workers need --backend dask")
+    if cluster and args.plot:
+        parser.error("--plot is not available with --scheduler/--workers")
     if args.plot:
         try:
             import matplotlib  # noqa: F401
@@ -84,12 +106,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         jax.config.update("jax_enable_x64", True)
     xp, device = xpnn.namespace(backend, args.device)
-    # Raw uint8 pixels go straight to the first layer, which carries the /255.
-    options = {"backend": backend, "device": device, "dtype": args.dtype}
-    if args.weights:
-        network = xpnn.load_weights(args.weights, **options).to(input_scale=1 / 255)
-    else:
-        network = xpnn.pretrained_network(data_dir=args.data_dir, input_scale=1 / 255, **options)
+    if args.scheduler or args.workers:
+        return run_on_cluster(args, started)
+    network = _network(args, backend, device)
     x, t = xpnn.load_mnist_split(
         "test", normalize=False, data_dir=args.data_dir, backend=backend, device=device
     )
@@ -119,6 +138,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "forward_seconds": forward_seconds,
         "wall_seconds": time.perf_counter() - started,
     }
+
+
+def run_on_cluster(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """Score on a dask.distributed cluster: workers read and classify the test set."""
+    from xpnn import distributed
+
+    network = _network(args, "numpy", None)
+    with distributed.cluster(args.scheduler, args.workers) as client:
+        x, t = distributed.mnist_dask(data_dir=args.data_dir, rows_per_chunk=args.batch_size)
+        predictions = distributed.classify(network, x)
+        forward_started = time.perf_counter()
+        matrix = distributed.confusion(predictions, t).compute()
+        forward_seconds = time.perf_counter() - forward_started
+        workers = len(client.scheduler_info()["workers"])
+    result = score_matrix(matrix)
+    return {
+        "backend": "dask",
+        "device": f"cluster of {workers} worker(s)",
+        "dtype": args.dtype,
+        "batch_size": args.batch_size,
+        **result.as_dict(),
+        "images_per_second": result.n / forward_seconds,
+        "forward_seconds": forward_seconds,
+        "wall_seconds": time.perf_counter() - started,
+    }
+
+
+def _network(args: argparse.Namespace, backend: str, device: Any) -> xpnn.Network:
+    # Raw uint8 pixels go straight to the first layer, which carries the /255.
+    options = {"backend": backend, "device": device, "dtype": args.dtype}
+    if args.weights:
+        return xpnn.load_weights(args.weights, **options).to(input_scale=1 / 255)
+    return xpnn.pretrained_network(data_dir=args.data_dir, input_scale=1 / 255, **options)
 
 
 def write_plots(directory: str, network: xpnn.Network, x: Any, t: Any, result: Score) -> None:

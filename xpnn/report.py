@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["Score", "confusion_matrix", "score"]
+__all__ = ["Score", "confusion_matrix", "score", "score_matrix"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> np.ndarray:
@@ -59,7 +59,12 @@ def score(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> Sco
     >>> s.correct, s.accuracy, s.per_class_accuracy
     (3, 0.75, [1.0, 0.6666666666666666])
     """
-    matrix = confusion_matrix(labels, predictions, classes)
+    return score_matrix(confusion_matrix(labels, predictions, classes))
+
+
+def score_matrix(matrix: np.ndarray) -> Score:
+    """Score from a confusion matrix (rows: true labels), e.g. one reduced on a cluster."""
+    matrix = np.asarray(matrix, dtype=np.int64)
     per_class_total = matrix.sum(axis=1)
     diagonal = np.diagonal(matrix)
     per_class = [

@@ -1,0 +1,135 @@
+"""Scoring on a real multi-process dask cluster on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import xpnn
+from xpnn import distributed as xd
+
+
+@pytest.fixture(scope="module")
+def client():
+    with xd.cluster(workers=2) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def book(data_dir):
+    return xpnn.pretrained_network(data_dir=data_dir, input_scale=1 / 255)
+
+
+def test_mnist_on_cluster(client, book, data_dir):
+    assert len(client.scheduler_info()["workers"]) == 2
+    x, t = xd.mnist_dask(data_dir=data_dir, rows_per_chunk=2500)
+    matrix = xd.confusion(xd.classify(book, x), t).compute()
+    assert matrix.shape == (10, 10) and int(matrix.sum()) == 10000
+    assert int(np.trace(matrix)) == 9352
+
+
+def test_synthetic_set_matches_numpy(client, book, data_dir):
+    n, rows, seed = 30_000, 7_000, 3
+    x, t = xd.mnist_dask(n, noise=16, seed=seed, rows_per_chunk=rows, data_dir=data_dir)
+    got = xd.classify(book, x).compute()
+    base = xpnn.load_mnist_split("test", normalize=False, data_dir=data_dir)
+    expected, labels = [], []
+    for start in range(0, n, rows):
+        images, truth = xd.synthetic_rows(*base, start, min(start + rows, n), seed, 16)
+        expected.append(book.classify(images))
+        labels.append(truth)
+    np.testing.assert_array_equal(got, np.concatenate(expected))
+    np.testing.assert_array_equal(t.compute(), np.concatenate(labels))
+    assert 0 < (np.concatenate(expected) != np.concatenate(labels)).mean() < 0.5
+
+
+def test_weights_are_one_key_for_all_chunks(book, data_dir):
+    x, _ = xd.mnist_dask(data_dir=data_dir, rows_per_chunk=1000)
+    labels = xd.classify(book, x)
+    graph = dict(labels.__dask_graph__())
+    classifier_keys = [k for k in graph if "BlockClassifier" in str(k)]
+    assert len(classifier_keys) == 1
+    assert labels.numblocks == (10,)
+
+
+def test_result_is_lazy_and_rechunks_features(client, book):
+    import dask.array as da
+
+    rng = np.random.default_rng(0)
+    host = rng.integers(0, 256, size=(3000, 784), dtype=np.uint8)
+    x = da.from_array(host, chunks=(1000, 200))  # feature axis split in 4
+    labels = xd.classify(book, x)
+    assert isinstance(labels, da.Array) and labels.chunks == ((1000, 1000, 1000),)
+    np.testing.assert_array_equal(labels.compute(), book.classify(host))
+
+
+def test_bad_inputs(book):
+    import dask.array as da
+
+    with pytest.raises(TypeError, match="needs a dask array"):
+        xd.classify(book, np.zeros((2, 784)))
+    with pytest.raises(ValueError, match=r"\(n, 784\)"):
+        xd.classify(book, da.zeros((2, 783)))
+
+
+def test_worker_killed_mid_run_still_completes(book, data_dir):
+    with xd.cluster(workers=2) as client:
+        x, _ = xd.mnist_dask(400_000, noise=8, seed=5, rows_per_chunk=5000, data_dir=data_dir)
+        future = client.compute(xd.classify(book, x))
+        pids = client.run(os.getpid)
+        deadline = time.monotonic() + 60
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            busy = [w for w, tasks in client.processing().items() if tasks]
+            if busy and not future.done():
+                victim = busy[0]
+            time.sleep(0.05)
+        assert victim is not None, "the computation never started"
+        os.kill(pids[victim], signal.SIGKILL)
+        got = future.result(timeout=120)
+    base = xpnn.load_mnist_split("test", normalize=False, data_dir=data_dir)
+    for start in (0, 195_000, 395_000):
+        images, _ = xd.synthetic_rows(*base, start, start + 5000, 5, 8)
+        np.testing.assert_array_equal(got[start : start + 5000], book.classify(images))
+
+
+def test_wrong_scheduler_address_fails_fast():
+    started = time.monotonic()
+    with pytest.raises(xpnn.BackendError, match="could not connect to the dask scheduler"):  # noqa: SIM117
+        with xd.cluster("tcp://127.0.0.1:9", timeout=2):
+            pass
+    assert time.monotonic() - started < 10
+
+
+def test_eval_on_local_cluster(data_dir):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "eval.py"
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--backend",
+            "dask",
+            "--workers",
+            "2",
+            "--json",
+            "--batch-size",
+            "2500",
+            "--data-dir",
+            data_dir,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["correct"] == 9352 and report["device"] == "cluster of 2 worker(s)"

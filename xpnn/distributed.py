@@ -1,0 +1,251 @@
+"""Scoring dask arrays chunk by chunk, on a dask.distributed cluster or dask's local scheduler.
+
+The input is chunked along the batch axis only (the feature axis is rechunked
+whole when needed); each chunk is classified by the chunk's own library (NumPy,
+or CuPy for a dask array of CuPy chunks) with a network rebuilt once per worker
+from host weights that travel in the graph as a single key, so they are shipped
+to each worker once, not once per chunk. Everything stays lazy until computed,
+and predictions are reduced to a 10x10 confusion matrix on the workers, so no
+process ever holds the whole input.
+
+Requires the ``dask`` extra (``dask[array,distributed]``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from .backends import to_numpy
+from .errors import BackendError
+from .network import Network
+
+__all__ = ["BlockClassifier", "classify", "cluster", "confusion", "mnist_dask", "synthetic_rows"]
+
+
+def _dask_array() -> Any:
+    try:
+        import dask.array as da
+    except ImportError:
+        raise BackendError("dask scoring needs dask: pip install 'xpnn[dask]'") from None
+    return da
+
+
+class BlockClassifier:
+    """A picklable classifier of one chunk: host weights, rebuilt as a network per worker.
+
+    Examples
+    --------
+    >>> import numpy as np, xpnn
+    >>> classify_block = BlockClassifier(xpnn.init_network())
+    >>> classify_block(np.array([[1.0, 0.5], [-3.0, 0.0]]))
+    array([1, 1])
+    """
+
+    def __init__(self, network: Network) -> None:
+        self.params = {k: to_numpy(v) for k, v in network.params.items()}
+        self.options = {
+            "hidden": network.hidden,
+            "output": network.output,
+            "dtype": network.dtype_name,
+            "input_scale": network.input_scale,
+        }
+        self._networks: dict[str, Network] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"params": self.params, "options": self.options}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _networks={})
+
+    def __call__(self, block: Any) -> Any:
+        backend = "cupy" if array_api_compat.is_cupy_array(block) else "numpy"
+        network = self._networks.get(backend)
+        if network is None:
+            network = Network(self.params, backend=backend, **self.options)
+            self._networks[backend] = network
+        return network.classify(block)
+
+
+def _classify_block(block: Any, classifier: BlockClassifier) -> Any:
+    return classifier(block)
+
+
+def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None) -> Any:
+    """Return the lazy predicted labels of a dask array ``x`` of shape ``(n, d)``.
+
+    Parameters
+    ----------
+    network : Network
+        Any network; its weights are copied to the host once.
+    x : dask.array.Array
+        Images, any real dtype (uint8 pixels with ``input_scale=1/255``).
+    rows_per_chunk : int or None
+        Rechunk the batch axis to this many rows; ``None`` keeps the chunks.
+
+    Returns
+    -------
+    dask.array.Array
+        ``(n,)`` int64 labels, not yet computed.
+    """
+    import dask
+
+    da = _dask_array()
+    if not isinstance(x, da.Array):
+        raise TypeError(f"classify() needs a dask array, got {type(x).__name__}")
+    if x.ndim != 2 or x.shape[1] != network.input_size:
+        raise ValueError(
+            f"network expects dask inputs of shape (n, {network.input_size}); got {x.shape}"
+        )
+    if len(x.chunks[1]) > 1:
+        x = x.rechunk({1: -1})
+    if rows_per_chunk is not None:
+        x = x.rechunk({0: rows_per_chunk})
+    classifier = dask.delayed(BlockClassifier(network), pure=True)
+    meta_xp = array_api_compat.array_namespace(x._meta)
+    meta = meta_xp.empty((0,), dtype=meta_xp.int64)
+    return x.map_blocks(_classify_block, classifier, dtype=np.int64, drop_axis=1, meta=meta)
+
+
+def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
+    """Return the lazy ``classes x classes`` confusion matrix (rows: true labels)."""
+    da = _dask_array()
+    codes = labels.astype(np.int64) * classes + predictions.astype(np.int64)
+    return da.bincount(codes, minlength=classes * classes).reshape(classes, classes)
+
+
+def synthetic_rows(
+    images: np.ndarray, labels: np.ndarray, start: int, stop: int, seed: int, noise: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``start:stop`` of the tiled set: base row ``r % N`` plus seeded noise.
+
+    The noise (uniform integers in ``[-noise, noise]``, clipped to 0..255)
+    depends only on ``seed`` and ``start``, so the same rows come out whether
+    they are made on a worker or in a test.
+    """
+    index = np.arange(start, stop) % images.shape[0]
+    x = images[index].reshape(stop - start, -1)
+    if noise:
+        rng = np.random.default_rng([seed, start])
+        jitter = rng.integers(-noise, noise + 1, size=x.shape, dtype=np.int16)
+        x = np.clip(x.astype(np.int16) + jitter, 0, 255).astype(np.uint8)
+    return x, labels[index]
+
+
+def _load_base(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+    from .mnist import load_mnist_split
+
+    x, t = load_mnist_split("test", normalize=False, data_dir=data_dir, backend="numpy")
+    return x, t
+
+
+def _rows_block(
+    base: tuple[np.ndarray, np.ndarray],
+    rows: int,
+    seed: int,
+    noise: int,
+    part: int,
+    block_info: Any = None,
+) -> np.ndarray:
+    start, stop = block_info[None]["array-location"][0]
+    return synthetic_rows(*base, start, stop, seed, noise)[part]
+
+
+def mnist_dask(
+    n: int = 10_000,
+    *,
+    noise: int = 0,
+    seed: int = 0,
+    rows_per_chunk: int = 10_000,
+    data_dir: str | os.PathLike[str] | None = None,
+) -> tuple[Any, Any]:
+    """The MNIST test set, tiled to ``n`` rows with seeded noise, built lazily on the workers.
+
+    With the defaults (``n=10000, noise=0``) it is exactly the test set. The
+    test files are read by the workers from ``data_dir`` (which must be
+    reachable from them: the same machine or a shared filesystem), once per
+    worker; the client never holds the images.
+
+    Returns
+    -------
+    x, t : dask.array.Array
+        uint8 images ``(n, 784)`` and uint8 labels ``(n,)``.
+    """
+    import dask
+
+    from .download import data_home
+
+    da = _dask_array()
+    if n < 1 or rows_per_chunk < 1:
+        raise ValueError(f"n and rows_per_chunk must be positive, got {n} and {rows_per_chunk}")
+    base = dask.delayed(_load_base, pure=True)(str(data_home(data_dir)))
+    row_chunks = (rows_per_chunk,) * (n // rows_per_chunk)
+    if n % rows_per_chunk:
+        row_chunks += (n % rows_per_chunk,)
+
+    def part(index: int, chunks: tuple[tuple[int, ...], ...]) -> Any:
+        return da.map_blocks(
+            _rows_block,
+            base,
+            rows_per_chunk,
+            seed,
+            noise,
+            index,
+            chunks=chunks,
+            dtype=np.uint8,
+            meta=np.empty((0,) * len(chunks), np.uint8),
+        )
+
+    return part(0, (row_chunks, (784,))), part(1, (row_chunks,))
+
+
+@contextlib.contextmanager
+def cluster(
+    scheduler: str | None = None, workers: int | None = None, *, timeout: float = 5.0
+) -> Iterator[Any]:
+    """Connect to a running dask scheduler, or start a local cluster, for a ``with`` block.
+
+    ``scheduler`` is an address such as ``tcp://10.0.0.5:8786``; ``workers``
+    starts a :class:`distributed.LocalCluster` of that many single-threaded
+    worker processes on 127.0.0.1, closed at the end. Yields the client.
+
+    Raises
+    ------
+    BackendError
+        When the scheduler cannot be reached within ``timeout`` seconds.
+    """
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise BackendError("dask clusters need distributed: pip install 'xpnn[dask]'") from None
+    if (scheduler is None) == (workers is None):
+        raise ValueError("give either a scheduler address or a number of workers")
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError, ValueError) as err:
+            raise BackendError(
+                f"could not connect to the dask scheduler at {scheduler!r} within "
+                f"{timeout:g} s ({type(err).__name__}: {err})"
+            ) from None
+        with client:
+            yield client
+        return
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=":0",  # a free port, never a fixed one
+        ) as local,
+        Client(local) as client,
+    ):
+        yield client
