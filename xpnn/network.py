@@ -22,7 +22,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .activations import sigmoid_kernel, softmax_kernel
+from .activations import overflow_guard, sigmoid_kernel_for, softmax_kernel
 from .backends import backend_of, dtype_name, namespace, resolve_dtype, to_numpy
 
 __all__ = ["Network", "classify", "forward", "init_network", "predict"]
@@ -36,9 +36,10 @@ def _identity_kernel(x: Any, xp: ModuleType) -> Any:
     return x
 
 
-_HIDDEN: dict[str, Callable[[Any, ModuleType], Any]] = {
-    "sigmoid": sigmoid_kernel,
-    "relu": _relu_kernel,
+# Hidden activations: each maps a namespace to its kernel (chosen once per network).
+_HIDDEN: dict[str, Callable[[ModuleType], Callable[[Any, ModuleType], Any]]] = {
+    "sigmoid": sigmoid_kernel_for,
+    "relu": lambda xp: _relu_kernel,
 }
 _OUTPUT: dict[str, Callable[[Any, ModuleType], Any]] = {
     "identity": _identity_kernel,
@@ -165,7 +166,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
                 w = w.astype(np.float64) * self.input_scale
             layers.append((self._place(w), self._place(b)))
         self._layers = tuple(layers)
-        self._hidden_fn = _HIDDEN[self.hidden]
+        self._hidden_layers, self._last_layer = self._layers[:-1], self._layers[-1]
+        self._hidden_fn = _HIDDEN[self.hidden](self.xp)
         self._output_fn = _OUTPUT[self.output]
         self._array_type = type(self._layers[0][1])
         # Only compare devices where a namespace has more than one.
@@ -298,11 +300,12 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         """
         x = self._prepare(x)
         xp = self.xp
-        *hidden, (w_last, b_last) = self._layers
         act = self._hidden_fn
-        for w, b in hidden:
-            x = act(x @ w + b, xp)
-        return x @ w_last + b_last
+        with overflow_guard(xp):
+            for w, b in self._hidden_layers:
+                x = act(x @ w + b, xp)
+        w, b = self._last_layer
+        return x @ w + b
 
     def predict(self, x: Any) -> Any:
         """Return the network's output: :meth:`forward` then the output function."""
