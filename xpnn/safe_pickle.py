@@ -152,7 +152,8 @@ def _check_result(result: Any, path: Path) -> dict[str, np.ndarray]:
             raise WeightsError(f"{path}: {key} is a {type(value).__name__}, not a NumPy array")
         if value.dtype.kind != "f":
             raise WeightsError(f"{path}: {key} has dtype {value.dtype}, not real floating")
-    return result
+    # C-ordered arrays: the book's W matrices unpickle as strided views, which are copied.
+    return {key: np.ascontiguousarray(value) for key, value in result.items()}
 
 
 def load_weight_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
