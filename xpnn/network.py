@@ -170,6 +170,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         self._hidden_fn = _HIDDEN[self.hidden](self.xp)
         self._output_fn = _OUTPUT[self.output]
         self._array_type = type(self._layers[0][1])
+        self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
         # Only compare devices where a namespace has more than one.
         self._check_device = self.backend not in ("numpy", "dask")
 
@@ -269,7 +270,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
             x = self._adopt(x)
         elif self._check_device and array_api_compat.device(x) != self.device:
             x = array_api_compat.to_device(x, self.device)
-        if x.dtype != self.dtype:
+        if x.dtype != self._array_dtype:
             xp = self.xp
             try:
                 real = xp.isdtype(x.dtype, ("real floating", "integral", "bool"))
