@@ -119,6 +119,10 @@ def _selected(config: pytest.Config) -> list[BackendCase]:
     return [c for c in CASES if _matches(c, names)]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    _selected(config)  # an unknown backend name stops the run before collection
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "backend" in metafunc.fixturenames:
         cases = _selected(metafunc.config)
