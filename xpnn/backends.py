@@ -124,7 +124,7 @@ def _import_backend(name: str) -> ModuleType:
     return importlib.import_module(_NAMESPACE_MODULE[name])
 
 
-def _cuda_index(name: str, device: str) -> int | None:
+def _cuda_index(device: str) -> int | None:
     """Parse ``cuda``/``cuda:N``; return N (0 for bare ``cuda``) or None if not CUDA."""
     match = _CUDA_RE.match(device)
     if match is None:
@@ -162,7 +162,7 @@ def _torch_device(device: str | None) -> Any:
         return torch.device("cpu")
     if device == "cpu":
         return torch.device("cpu")
-    index = _cuda_index("torch", device)
+    index = _cuda_index(device)
     if index is None:
         raise BackendError(
             f"backend 'torch' has no device {device!r}; choose 'cpu', 'cuda' or 'cuda:N'"
@@ -188,7 +188,7 @@ def _jax_device(device: str | None) -> Any:
         return jax.devices()[0]
     if device == "cpu":
         return jax.devices("cpu")[0]
-    index = _cuda_index("jax", device)
+    index = _cuda_index(device)
     if index is None:
         raise BackendError(
             f"backend 'jax' has no device {device!r}; choose 'cpu', 'cuda' or 'cuda:N'"
@@ -225,7 +225,7 @@ def _strict_device(xp: ModuleType, device: str | None) -> Any:
 def _cpu_only_device(name: str, device: str | None) -> str:
     if device is None or device == "cpu":
         return "cpu"
-    if _cuda_index(name, device) is not None:
+    if _cuda_index(device) is not None:
         raise BackendError(
             f"backend {name!r} runs on the CPU only, but device {device!r} was asked "
             "for; use backend 'cupy' or 'torch' for CUDA"
@@ -252,7 +252,7 @@ def _resolve_device(name: str, xp: ModuleType, device: Any) -> Any:
                 "backend 'cupy' runs on CUDA devices only, but device 'cpu' was asked "
                 "for; use backend 'numpy' for the CPU"
             )
-        index = 0 if device is None else _cuda_index(name, device)
+        index = 0 if device is None else _cuda_index(device)
         if index is None:
             raise BackendError(
                 f"backend 'cupy' has no device {device!r}; choose 'cuda' or 'cuda:N'"
