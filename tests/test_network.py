@@ -185,3 +185,18 @@ def test_repr_and_sizes():
         "Network(2-3-2-2, hidden='sigmoid', output='identity', backend='numpy'"
     )
     assert "dtype=float32" in repr(net)
+
+
+def test_network_owns_its_weights(backend):
+    w = np.array([[1.0, 0.0], [0.0, 1.0]])
+    net = xpnn.Network(
+        {"W1": w, "b1": np.zeros(2)}, backend=backend.name, device=backend.device, dtype="float32"
+    )
+    w[0, 0] = 100.0  # the caller's array changes after the build
+    params = net.params
+    assert float(xpnn.to_numpy(params["W1"])[0, 0]) == 1.0
+    x = backend.asarray([1.0, 1.0], "float32")
+    assert_close(net.forward(x), [1.0, 1.0], "float32")
+    if backend.name == "numpy":
+        params["W1"][0, 0] = 50.0  # a copy, not the network's array
+        assert_close(net.forward(x), [1.0, 1.0], "float32")

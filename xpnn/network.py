@@ -23,7 +23,7 @@ import array_api_compat
 import numpy as np
 
 from .activations import sigmoid_kernel_for, softmax_kernel
-from .backends import backend_of, dtype_name, namespace, resolve_dtype, to_numpy
+from .backends import backend_name, backend_of, dtype_name, namespace, resolve_dtype, to_numpy
 
 __all__ = ["Network", "classify", "forward", "init_network", "predict"]
 
@@ -75,7 +75,8 @@ def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarra
         if indices[i] != {"W", "b"}:
             missing = ({"W", "b"} - indices[i]).pop()
             raise ValueError(f"network parameter {missing}{i} is missing")
-        w, b = (to_numpy(params[f"{k}{i}"]) for k in ("W", "b"))
+        # Own copies: a caller changing its arrays later must not change the network.
+        w, b = (np.array(to_numpy(params[f"{k}{i}"]), copy=True) for k in ("W", "b"))
         for name, arr in ((f"W{i}", w), (f"b{i}", b)):
             if arr.dtype.kind not in "fiu":
                 raise TypeError(
@@ -174,8 +175,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         # Only compare devices where a namespace has more than one.
         self._check_device = self.backend not in ("numpy", "dask")
 
-    def _place(self, arr: np.ndarray) -> Any:
-        return self.xp.asarray(arr, dtype=self.dtype, device=self.device)
+    def _place(self, arr: np.ndarray, copy: bool | None = None) -> Any:
+        return self.xp.asarray(arr, dtype=self.dtype, device=self.device, copy=copy)
 
     # -- description -------------------------------------------------------
 
@@ -191,15 +192,16 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
 
     @property
     def params(self) -> dict[str, Any]:
-        """The weights as ``{"W1": ..., "b1": ...}`` on the network's backend.
+        """A copy of the weights as ``{"W1": ..., "b1": ...}`` on the network's backend.
 
         ``input_scale`` is not folded into these: they are the weights the
-        network was built from, in its dtype.
+        network was built from, in its dtype. Changing them does not change
+        the network.
         """
         out: dict[str, Any] = {}
         for i, (w, b) in enumerate(self._host, start=1):
-            out[f"W{i}"] = self._place(w)
-            out[f"b{i}"] = self._place(b)
+            out[f"W{i}"] = self._place(w, copy=True)
+            out[f"b{i}"] = self._place(b, copy=True)
         return out
 
     def __repr__(self) -> str:
@@ -220,7 +222,9 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     ) -> Network:
         """Return a copy of this network on another backend, device or dtype.
 
-        ``None`` keeps the current backend, device, dtype (and input scale).
+        ``None`` keeps the current backend, dtype and input scale, and the
+        current device while the backend stays the same (else the new
+        backend's default device).
 
         Examples
         --------
@@ -228,7 +232,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         >>> net.to("array_api_strict", "device1", "float64").device
         array_api_strict.Device('device1')
         """
-        same_backend = backend is None or backend == self.backend
+        same_backend = backend is None or backend_name(backend) == self.backend
         if device is None and same_backend:
             device = self.device
         return Network(
