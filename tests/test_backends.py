@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from optional import import_or_skip
 
 import xpnn
 
@@ -47,7 +48,7 @@ def test_cpu_only_backends_refuse_cuda(name):
 
 
 def test_torch_cuda_without_gpu_is_refused():
-    import torch
+    torch = import_or_skip("torch", "torch")
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a CUDA device")
@@ -56,7 +57,7 @@ def test_torch_cuda_without_gpu_is_refused():
 
 
 def test_jax_gpu_without_gpu_is_refused():
-    import jax
+    jax = import_or_skip("jax", "jax")
 
     try:
         jax.devices("gpu")
@@ -86,7 +87,7 @@ def test_cupy_without_gpu_is_refused(monkeypatch):
 
 
 def test_strict_devices():
-    import array_api_strict as xps
+    xps = import_or_skip("array_api_strict", "array_api_strict")
 
     assert xpnn.namespace("strict", "device1")[1] == xps.Device("device1")
     assert xpnn.namespace("array-api-strict", "cpu")[1] == xps.Device("CPU_DEVICE")
@@ -95,13 +96,13 @@ def test_strict_devices():
 
 
 def test_native_device_objects_are_accepted():
-    import torch
+    torch = import_or_skip("torch", "torch")
 
     assert xpnn.namespace("torch", torch.device("cpu"))[1] == torch.device("cpu")
 
 
 def test_float64_on_jax_needs_x64(monkeypatch):
-    import jax
+    jax = import_or_skip("jax", "jax")
 
     monkeypatch.setattr(jax.config, "read", lambda name: False)
     with pytest.raises(xpnn.BackendError, match="JAX_ENABLE_X64"):

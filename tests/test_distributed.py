@@ -8,9 +8,12 @@ import time
 
 import numpy as np
 import pytest
+from optional import import_or_skip
 
 import xpnn
 from xpnn import distributed as xd
+
+import_or_skip("distributed", "dask")  # the whole module needs a dask cluster
 
 
 @pytest.fixture(scope="module")
