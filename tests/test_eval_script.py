@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from optional import import_or_skip
 
 EVAL = Path(__file__).resolve().parent.parent / "scripts" / "eval.py"
 
@@ -57,6 +58,8 @@ def test_text_report(data_dir):
     ],
 )
 def test_errors_are_one_line_exit_2(args, message, data_dir):
+    if "torch" in args:
+        import_or_skip("torch", "torch")
     out = run_eval("--data-dir", data_dir, *args)
     assert out.returncode == 2
     assert out.stdout == ""
