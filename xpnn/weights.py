@@ -19,7 +19,7 @@ import numpy as np
 
 from .backends import to_numpy
 from .download import RemoteFile, data_home, ensure_files
-from .errors import WeightsError
+from .errors import BackendError, WeightsError
 from .network import Network
 from .safe_pickle import load_weight_pickle
 
@@ -128,7 +128,7 @@ def load_weights(
             arrays, hidden=hidden, output=output, backend=backend, device=device, dtype=dtype
         )
     except (ValueError, TypeError) as err:
-        if isinstance(err, WeightsError) or type(err).__name__ == "BackendError":
+        if isinstance(err, (WeightsError, BackendError)):
             raise
         raise WeightsError(f"{path}: {err}") from None
 
