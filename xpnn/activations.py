@@ -123,6 +123,11 @@ def sigmoid_kernel(x: Any, xp: ModuleType) -> Any:
     return sigmoid_kernel_for(xp)(x, xp)
 
 
+def relu_kernel(x: Any, xp: ModuleType) -> Any:
+    """ReLU of a real numeric array ``x`` of namespace ``xp``, no checks."""
+    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=array_api_compat.device(x)))
+
+
 def softmax_kernel(x: Any, xp: ModuleType, axis: int = -1) -> Any:
     """Softmax of a real floating array ``x`` along ``axis``, no checks."""
     if x.ndim == 1:  # one sample: reductions without axis/keepdims are cheaper
@@ -203,8 +208,7 @@ def relu(x: Any) -> Any:
     _check_real(x, xp, "relu")
     if xp.isdtype(x.dtype, "bool"):
         return x
-    zero = xp.zeros((), dtype=x.dtype, device=array_api_compat.device(x))
-    return xp.maximum(x, zero)
+    return relu_kernel(x, xp)
 
 
 def identity_function(x: Any) -> Any:

@@ -22,14 +22,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .activations import sigmoid_kernel_for, softmax_kernel
+from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
 from .backends import backend_name, backend_of, dtype_name, namespace, resolve_dtype, to_numpy
 
 __all__ = ["Network", "classify", "forward", "init_network", "predict"]
-
-
-def _relu_kernel(x: Any, xp: ModuleType) -> Any:
-    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=array_api_compat.device(x)))
 
 
 def _identity_kernel(x: Any, xp: ModuleType) -> Any:
@@ -39,7 +35,7 @@ def _identity_kernel(x: Any, xp: ModuleType) -> Any:
 # Hidden activations: each maps a namespace to its kernel (chosen once per network).
 _HIDDEN: dict[str, Callable[[ModuleType], Callable[[Any, ModuleType], Any]]] = {
     "sigmoid": sigmoid_kernel_for,
-    "relu": lambda xp: _relu_kernel,
+    "relu": lambda xp: relu_kernel,
 }
 _OUTPUT: dict[str, Callable[[Any, ModuleType], Any]] = {
     "identity": _identity_kernel,
