@@ -128,16 +128,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     result: Score = score(xpnn.to_numpy(t), predictions)
     if args.plot:
         write_plots(args.plot, network, x, t, result)
-    return {
-        "backend": backend,
-        "device": str(device),
-        "dtype": args.dtype,
-        "batch_size": args.batch_size,
-        **result.as_dict(),
-        "images_per_second": n / forward_seconds,
-        "forward_seconds": forward_seconds,
-        "wall_seconds": time.perf_counter() - started,
-    }
+    return _report(args, backend, str(device), result, forward_seconds, started)
 
 
 def run_on_cluster(args: argparse.Namespace, started: float) -> dict[str, Any]:
@@ -152,10 +143,21 @@ def run_on_cluster(args: argparse.Namespace, started: float) -> dict[str, Any]:
         matrix = distributed.confusion(predictions, t).compute()
         forward_seconds = time.perf_counter() - forward_started
         workers = len(client.scheduler_info()["workers"])
-    result = score_matrix(matrix)
+    device = f"cluster of {workers} worker(s)"
+    return _report(args, "dask", device, score_matrix(matrix), forward_seconds, started)
+
+
+def _report(
+    args: argparse.Namespace,
+    backend: str,
+    device: str,
+    result: Score,
+    forward_seconds: float,
+    started: float,
+) -> dict[str, Any]:
     return {
-        "backend": "dask",
-        "device": f"cluster of {workers} worker(s)",
+        "backend": backend,
+        "device": device,
         "dtype": args.dtype,
         "batch_size": args.batch_size,
         **result.as_dict(),
