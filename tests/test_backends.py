@@ -34,7 +34,7 @@ def test_unknown_backend_lists_valid_names():
 def test_missing_backend_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)  # makes `import cupy` fail
     with pytest.raises(
-        xpnn.BackendError, match=r"'cupy' is not installed.*xpnn\[cupy\].*cupy-cuda12x"
+        xpnn.BackendError, match=r"'cupy' is not installed.*xpnn\[cuda12\].*xpnn\[cuda13\]"
     ):
         xpnn.namespace("cupy")
 

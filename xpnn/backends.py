@@ -40,8 +40,8 @@ _ENV_BACKEND = "XPNN_BACKEND"
 # What to install when a backend is missing.
 _INSTALL_HINT = {
     "numpy": "pip install numpy",
-    "cupy": "pip install 'xpnn[cupy]' plus the CuPy wheel matching your CUDA "
-    "(cupy-cuda12x for CUDA 12, cupy-cuda13x for CUDA 13)",
+    "cupy": "pip install 'xpnn[cuda12]' (cupy-cuda12x) or 'xpnn[cuda13]' (cupy-cuda13x), "
+    "as nvidia-smi's 'CUDA Version' says",
     "torch": "pip install 'xpnn[torch]'",
     "jax": "pip install 'xpnn[jax]'",
     "dask": "pip install 'xpnn[dask]'",

@@ -211,7 +211,7 @@ def cluster(
 ) -> Iterator[Any]:
     """Connect to a running dask scheduler, or start a local cluster, for a ``with`` block.
 
-    ``scheduler`` is an address such as ``tcp://10.0.0.5:8786``; ``workers``
+    ``scheduler`` is an address such as ``tcp://scheduler-host:8786``; ``workers``
     starts a :class:`distributed.LocalCluster` of that many single-threaded
     worker processes on 127.0.0.1, closed at the end. Yields the client.
 
