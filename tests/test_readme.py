@@ -1,0 +1,398 @@
+"""Every example in README.md runs, and every public function shows a runnable example.
+
+How README blocks are run
+-------------------------
+* Each fenced block is found by its language tag. ``python`` blocks and shell blocks
+  (``sh``, ``bash``, ``shell``) run; ``text`` blocks (output, listings) do not. A fence without a
+  language fails :func:`test_every_block_names_its_language`, so nothing escapes by omission.
+* A ``python`` block is a complete program: it is written to ``example.py`` in a fresh temporary
+  directory and run there as ``python example.py`` in a subprocess, exactly as a user who saves it
+  would run it (``__name__ == "__main__"``, so ``if __name__ == "__main__":`` guards are exercised).
+* A shell block runs with ``bash -e -o pipefail`` in a temporary directory that mirrors the
+  repository: symlinks to its top-level entries, except ``docs/``, which is copied so that
+  commands writing figures there never touch the checkout. ``python``/``python3`` on ``PATH`` are
+  this interpreter, and each ``[project.scripts]`` command of ``pyproject.toml`` has a shim, as
+  after ``pip install``.
+* Both run with the repository root on ``PYTHONPATH``, ``XPNN_DATA_DIR`` from the ``data_dir``
+  fixture (so they are skipped with it, or fail under ``XPNN_REQUIRE_DATA=1``), ``XPNN_OFFLINE=1``
+  (no download can happen), ``MPLBACKEND=Agg`` and no ``XPNN_BACKEND``.
+* GPU to CPU: before running, every block goes through :data:`SUBSTITUTIONS`, a short, explicit
+  list of textual replacements (``"cuda"`` devices become ``"cpu"``, ``cupy`` becomes ``numpy``);
+  the test prints nothing about it unless the block fails, when the substituted source is shown.
+* Markers, an HTML comment alone on the line right before the opening fence (invisible on GitHub):
+
+  - ``<!-- readme-test: skip (REASON) -->``: not run, reported as skipped with REASON. Only for
+    what cannot run in a test: installing packages, the internet, a GPU that the substitutions
+    cannot replace, or running the whole test suite from inside itself.
+  - ``<!-- readme-test: exit N -->``: the block must stop with status N (for examples of errors).
+
+  Any other ``readme-test`` comment is an error.
+
+New README sections are covered without changing this file. Docstring examples are run by
+pytest's ``--doctest-modules`` (``testpaths`` includes ``xpnn``);
+:func:`test_public_api_has_examples` checks that every public function and class has one.
+``scripts/`` is not collected for doctests (importing a script module is not free of side
+effects); instead its docstrings must hold no ``>>>`` examples, and every script's ``--help``
+must run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pkgutil
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+TIMEOUT_S = 600
+
+PYTHON_LANGS = {"python", "py"}
+SHELL_LANGS = {"sh", "bash", "shell"}
+INERT_LANGS = {"text"}
+
+# (pattern, replacement, why): applied in order to every block before it runs.
+SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
+    (r"""(["'])cuda(?::\d+)?\1""", r"\1cpu\1", 'a "cuda" device in Python runs on "cpu"'),
+    (r"--device[ =]cuda(?::\d+)?\b", "--device cpu", "--device cuda runs on the CPU"),
+    (r"\bXPNN_BACKEND=cupy\b", "XPNN_BACKEND=numpy", "cupy runs as numpy"),
+    (r"--backend[ =]cupy\b", "--backend numpy", "cupy runs as numpy"),
+    (r"""backend=(["'])cupy\1""", r"backend=\1numpy\1", "cupy runs as numpy"),
+    (r"^(\s*)import cupy\b", r"\1import numpy as cupy", "cupy runs as numpy"),
+)
+
+MARKER = re.compile(r"^<!--\s*readme-test:\s*(?P<body>.*?)\s*-->$")
+SKIP = re.compile(r"skip \((?P<reason>.+)\)")
+EXIT = re.compile(r"exit (?P<status>\d+)")
+FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[^`\s]*)\s*$")
+HEADING = re.compile(r"^#+\s+(?P<title>.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block of the README."""
+
+    lang: str
+    source: str
+    line: int  # 1-based line of the opening fence
+    section: str
+    marker: str | None  # the body of a readme-test comment on the line before, if any
+
+    @property
+    def id(self) -> str:
+        return f"{self.section}-L{self.line}-{self.lang or 'none'}"
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "top"
+
+
+def parse_blocks(text: str) -> list[Block]:
+    """Return every fenced block of a Markdown text, in order."""
+    lines = text.splitlines()
+    blocks = []
+    section = "top"
+    i = 0
+    while i < len(lines):
+        heading = HEADING.match(lines[i])
+        if heading:
+            section = _slug(heading["title"])
+        fence = FENCE.match(lines[i])
+        if not fence:
+            i += 1
+            continue
+        indent = fence["indent"]
+        body = []
+        j = i + 1
+        while j < len(lines) and lines[j].strip() != "```":
+            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j])
+            j += 1
+        if j == len(lines):
+            raise ValueError(f"README.md line {i + 1}: code block never closed")
+        previous = lines[i - 1].strip() if i else ""
+        marker = MARKER.match(previous)
+        blocks.append(
+            Block(
+                lang=fence["lang"].lower(),
+                source="\n".join(body) + "\n",
+                line=i + 1,
+                section=section,
+                marker=marker["body"] if marker else None,
+            )
+        )
+        i = j + 1
+    return blocks
+
+
+def substitute(source: str) -> str:
+    """Apply :data:`SUBSTITUTIONS` (GPU to CPU) to a block's source."""
+    for pattern, replacement, _why in SUBSTITUTIONS:
+        source = re.sub(pattern, replacement, source, flags=re.MULTILINE)
+    return source
+
+
+BLOCKS = parse_blocks(README.read_text(encoding="utf-8"))
+RUNNABLE = [b for b in BLOCKS if b.lang in PYTHON_LANGS | SHELL_LANGS]
+
+
+def expected_status(block: Block) -> int:
+    """0, or the status an ``exit N`` marker asks for; skip or fail on other markers."""
+    if block.marker is None:
+        return 0
+    skip = SKIP.fullmatch(block.marker)
+    if skip:
+        pytest.skip(f"README.md line {block.line}: {skip['reason']}")
+    status = EXIT.fullmatch(block.marker)
+    if status:
+        return int(status["status"])
+    pytest.fail(
+        f"README.md line {block.line - 1}: unknown marker {block.marker!r}; "
+        "use 'skip (reason)' or 'exit N'"
+    )
+
+
+def _environment(data_dir: str, bin_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("XPNN_BACKEND", None)
+    python_path = [str(ROOT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env.update(
+        PYTHONPATH=os.pathsep.join(python_path),
+        XPNN_DATA_DIR=data_dir,
+        XPNN_OFFLINE="1",
+        MPLBACKEND="Agg",
+        PATH=os.pathsep.join([str(bin_dir), env.get("PATH", "")]),
+    )
+    return env
+
+
+def _console_scripts() -> dict[str, str]:
+    """``[project.scripts]`` of pyproject.toml: command name -> ``module:function``."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        tomli = pytest.importorskip("tomli", reason="reading pyproject.toml needs Python 3.11")
+        loads = tomli.loads
+    else:
+        loads = tomllib.loads
+    project = loads((ROOT / "pyproject.toml").read_text(encoding="utf-8")).get("project", {})
+    return dict(project.get("scripts", {}))
+
+
+def _make_bin(bin_dir: Path) -> None:
+    """``python``, ``python3`` and every console script, as after ``pip install``."""
+    bin_dir.mkdir()
+    for name in ("python", "python3"):
+        path = bin_dir / name
+        path.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n', encoding="utf-8")
+        path.chmod(0o755)
+    for name, target in _console_scripts().items():
+        module, _, function = target.partition(":")
+        path = bin_dir / name
+        path.write_text(
+            f"#!{sys.executable}\nimport sys\nfrom {module} import {function}\n"
+            f"sys.argv[0] = {name!r}\nsys.exit({function}())\n",
+            encoding="utf-8",
+        )
+        path.chmod(0o755)
+
+
+def _mirror(into: Path) -> None:
+    """Symlink the repository's top-level entries into ``into``; copy ``docs/``."""
+    for entry in ROOT.iterdir():
+        if entry.name in (".git", "docs"):
+            continue
+        (into / entry.name).symlink_to(entry)
+    if (ROOT / "docs").is_dir():
+        shutil.copytree(ROOT / "docs", into / "docs")
+
+
+def _report(block: Block, source: str, out: subprocess.CompletedProcess[str]) -> str:
+    numbered = "\n".join(f"{n:4} | {line}" for n, line in enumerate(source.splitlines(), 1))
+    return (
+        f"README.md block at line {block.line} ({block.lang}) exited {out.returncode}.\n"
+        f"Source as run (after GPU-to-CPU substitutions):\n{numbered}\n"
+        f"--- stdout (tail)\n{out.stdout[-3000:]}\n--- stderr (tail)\n{out.stderr[-3000:]}"
+    )
+
+
+@pytest.mark.parametrize("block", RUNNABLE, ids=[b.id for b in RUNNABLE])
+def test_readme_block_runs(block: Block, data_dir: str, tmp_path: Path) -> None:
+    status = expected_status(block)
+    source = substitute(block.source)
+    bin_dir = tmp_path / "bin"
+    _make_bin(bin_dir)
+    env = _environment(data_dir, bin_dir)
+    work = tmp_path / "work"
+    work.mkdir()
+    if block.lang in PYTHON_LANGS:
+        script = work / "example.py"
+        script.write_text(source, encoding="utf-8")
+        command = [sys.executable, script.name]
+    else:
+        _mirror(work)
+        command = ["bash", "-e", "-o", "pipefail", "-c", source]
+    out = subprocess.run(
+        command,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert out.returncode == status, _report(block, source, out)
+
+
+def test_readme_has_runnable_blocks() -> None:
+    langs = {b.lang for b in RUNNABLE}
+    assert langs & PYTHON_LANGS, "README.md has no python block"
+    assert langs & SHELL_LANGS, "README.md has no shell block"
+
+
+def test_every_block_names_its_language() -> None:
+    known = PYTHON_LANGS | SHELL_LANGS | INERT_LANGS
+    unknown = [(b.line, b.lang) for b in BLOCKS if b.lang not in known]
+    assert not unknown, (
+        f"README.md blocks (line, language) {unknown}: tag each fence with one of {sorted(known)}"
+    )
+
+
+def test_markers_sit_on_a_block() -> None:
+    """A readme-test comment that is malformed or not right above a fence would be ignored."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    fence_lines = {b.line for b in BLOCKS}
+    comments = [
+        (n + 1, line.strip())
+        for n, line in enumerate(lines)
+        if line.strip().startswith("<!--") and "readme-test" in line
+    ]
+    malformed = [n for n, line in comments if not MARKER.match(line)]
+    stray = [n for n, _ in comments if n + 1 not in fence_lines]
+    assert not malformed, f"README.md lines {malformed}: write <!-- readme-test: ... --> alone"
+    assert not stray, f"README.md lines {stray}: readme-test marker not right above a fence"
+
+
+def test_parser_and_substitutions() -> None:
+    text = (
+        "# Top\n\n## A section\n<!-- readme-test: skip (needs a GPU) -->\n"
+        '```python\nnet.to("torch", "cuda:1")\nimport cupy\n```\n'
+        "- item\n\n  ```sh\n  XPNN_BACKEND=cupy python x.py --device cuda\n  ```\n"
+    )
+    first, second = parse_blocks(text)
+    assert (first.lang, first.line, first.section, first.marker) == (
+        "python",
+        5,
+        "a-section",
+        "skip (needs a GPU)",
+    )
+    assert substitute(first.source) == 'net.to("torch", "cpu")\nimport numpy as cupy\n'
+    assert (second.lang, second.marker) == ("sh", None)
+    assert substitute(second.source) == "XPNN_BACKEND=numpy python x.py --device cpu\n"
+    assert expected_status(Block("sh", "false\n", 9, "s", "exit 2")) == 2
+    assert expected_status(Block("sh", "true\n", 9, "s", None)) == 0
+    with pytest.raises(ValueError, match="never closed"):
+        parse_blocks("```python\nx = 1\n")
+
+
+# --- docstring examples ---------------------------------------------------------------------
+
+# Public names that had no example when this check was introduced. The list may only shrink:
+# a name that gains an example must be removed from it, and new public names need an example.
+KNOWN_WITHOUT_EXAMPLE = frozenset(
+    {
+        "xpnn.distributed.classify",
+        "xpnn.distributed.cluster",
+        "xpnn.distributed.confusion",
+        "xpnn.distributed.mnist_dask",
+        "xpnn.distributed.synthetic_rows",
+        "xpnn.download.RemoteFile",
+        "xpnn.download.ensure_files",
+        "xpnn.download.sha256_of",
+        "xpnn.mnist.load_mnist",
+        "xpnn.mnist.load_mnist_labels",
+        "xpnn.mnist.load_mnist_split",
+        "xpnn.network.classify",
+        "xpnn.network.forward",
+        "xpnn.network.predict",
+        "xpnn.plot.confusion_matrix_figure",
+        "xpnn.plot.digits_figure",
+        "xpnn.plot.misclassified_figure",
+        "xpnn.plot.misclassified_indices",
+        "xpnn.report.Score",
+        "xpnn.report.score_matrix",
+        "xpnn.safe_pickle.load_weight_pickle",
+        "xpnn.weights.convert_pickle",
+        "xpnn.weights.pretrained_network",
+        "xpnn.weights.save_weights",
+    }
+)
+
+
+def _public_modules() -> list[str]:
+    import xpnn
+
+    names = ["xpnn"]
+    for info in pkgutil.walk_packages(xpnn.__path__, "xpnn."):
+        if not any(part.startswith("_") for part in info.name.split(".")):
+            names.append(info.name)
+    return names
+
+
+@pytest.mark.parametrize("module_name", _public_modules())
+def test_public_api_has_examples(module_name: str) -> None:
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        pytest.skip(f"{module_name} cannot be imported here: {err}")
+    missing, stale = [], []
+    for attr in getattr(module, "__all__", ()):
+        obj = getattr(module, attr)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue
+        if obj.__module__ != module_name or (
+            inspect.isclass(obj) and issubclass(obj, BaseException)
+        ):
+            continue  # re-exports are checked where defined; exceptions need no example
+        name = f"{module_name}.{attr}"
+        has_example = ">>>" in (inspect.getdoc(obj) or "")
+        if not has_example and name not in KNOWN_WITHOUT_EXAMPLE:
+            missing.append(name)
+        if has_example and name in KNOWN_WITHOUT_EXAMPLE:
+            stale.append(name)
+    assert not missing, f"public names without an Examples section (>>>): {missing}"
+    assert not stale, f"these now have examples: remove them from KNOWN_WITHOUT_EXAMPLE: {stale}"
+
+
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
+
+
+def test_scripts_hold_no_uncollected_doctests() -> None:
+    """scripts/ is not collected by --doctest-modules, so a >>> example there would never run."""
+    offenders = [p.name for p in SCRIPTS if ">>>" in p.read_text(encoding="utf-8")]
+    assert not offenders, f"{offenders}: move the >>> examples into the package or a test"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=[p.name for p in SCRIPTS])
+def test_script_help_runs(script: Path, tmp_path: Path) -> None:
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
+    out = subprocess.run(
+        [sys.executable, str(script), "--help"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "usage:" in out.stdout.lower(), out.stdout[-2000:]
