@@ -16,6 +16,9 @@ How README blocks are run
 * Both run with the repository root on ``PYTHONPATH``, ``XPNN_DATA_DIR`` from the ``data_dir``
   fixture (so they are skipped with it, or fail under ``XPNN_REQUIRE_DATA=1``), ``XPNN_OFFLINE=1``
   (no download can happen), ``MPLBACKEND=Agg`` and no ``XPNN_BACKEND``.
+* A block that names an optional library (torch, jax, dask, ndonnx, onnx, plots: see
+  :data:`NEEDS`) is skipped where that library is not installed, unless ``XPNN_TEST_REQUIRE``
+  lists it (CI installs them all).
 * GPU to CPU: before running, every block goes through :data:`SUBSTITUTIONS`, a short, explicit
   list of textual replacements (``"cuda"`` devices become ``"cpu"``, ``cupy`` becomes ``numpy``);
   the test prints nothing about it unless the block fails, when the substituted source is shown.
@@ -39,6 +42,7 @@ must run.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import os
 import pkgutil
@@ -67,6 +71,17 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     (r"--backend[ =]cupy\b", "--backend numpy", "cupy runs as numpy"),
     (r"""backend=(["'])cupy\1""", r"backend=\1numpy\1", "cupy runs as numpy"),
     (r"^(\s*)import cupy\b", r"\1import numpy as cupy", "cupy runs as numpy"),
+)
+
+# Optional libraries a block needs, recognised by words in its source: (pattern, module, key).
+# A missing one skips the block, unless its key is listed in XPNN_TEST_REQUIRE.
+NEEDS: tuple[tuple[str, str, str], ...] = (
+    (r"\btorch\b", "torch", "torch"),
+    (r"\bjax\b", "jax", "jax"),
+    (r"\bdask\b|\bdistributed\b", "distributed", "dask"),
+    (r"\bndonnx\b", "ndonnx", "ndonnx"),
+    (r"\bonnx(runtime)?\b|export_onnx", "onnxruntime", "onnx"),
+    (r"\bplot\b|plot_activations|show_mnist", "matplotlib", "plot"),
 )
 
 MARKER = re.compile(r"^<!--\s*readme-test:\s*(?P<body>.*?)\s*-->$")
@@ -159,6 +174,16 @@ def expected_status(block: Block) -> int:
     )
 
 
+def require_libraries(source: str) -> None:
+    """Skip (or fail, if required) when a library the block names is not installed."""
+    required = {v.strip() for v in os.environ.get("XPNN_TEST_REQUIRE", "").split(",")}
+    for pattern, module, key in NEEDS:
+        if re.search(pattern, source) and importlib.util.find_spec(module) is None:
+            if key in required:
+                pytest.fail(f"the block needs {module} ({key} is required), not installed")
+            pytest.skip(f"the block needs {module}, not installed here")
+
+
 def _environment(data_dir: str, bin_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("XPNN_BACKEND", None)
@@ -227,6 +252,7 @@ def _report(block: Block, source: str, out: subprocess.CompletedProcess[str]) ->
 def test_readme_block_runs(block: Block, data_dir: str, tmp_path: Path) -> None:
     status = expected_status(block)
     source = substitute(block.source)
+    require_libraries(source)
     bin_dir = tmp_path / "bin"
     _make_bin(bin_dir)
     env = _environment(data_dir, bin_dir)
@@ -300,6 +326,19 @@ def test_parser_and_substitutions() -> None:
     assert expected_status(Block("sh", "true\n", 9, "s", None)) == 0
     with pytest.raises(ValueError, match="never closed"):
         parse_blocks("```python\nx = 1\n")
+
+
+def test_missing_library_skips_or_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        sys.modules[__name__], "NEEDS", (("nosuchlib", "xpnn_no_such_module", "nosuch"),)
+    )
+    require_libraries("print('no library named')\n")  # not named: runs
+    monkeypatch.setenv("XPNN_TEST_REQUIRE", "numpy")
+    with pytest.raises(pytest.skip.Exception, match="needs xpnn_no_such_module"):
+        require_libraries("import nosuchlib\n")
+    monkeypatch.setenv("XPNN_TEST_REQUIRE", "numpy,nosuch")
+    with pytest.raises(pytest.fail.Exception, match="nosuch is required"):
+        require_libraries("import nosuchlib\n")
 
 
 # --- docstring examples ---------------------------------------------------------------------
