@@ -69,7 +69,15 @@ summary() {
   echo "gpu_check: every step ran and passed"
 }
 
-trap 'echo; echo "gpu_check: interrupted"; summary; exit 130' INT TERM
+child=""
+interrupted() {
+  [[ -n $child ]] && kill -TERM "$child" 2> /dev/null  # timeout passes it to the whole step
+  echo
+  echo "gpu_check: interrupted"
+  summary
+  exit 130
+}
+trap interrupted INT TERM
 
 if [[ -n ${GPU_CHECK_STEPS:-} ]]; then
   while IFS='|' read -r name limit command; do
@@ -168,8 +176,12 @@ for i in "${!names[@]}"; do
   ((limit > left)) && limit=$left
   echo "=== ${names[$i]} (limit $limit s)"
   began=$SECONDS
-  timeout -k 10 "$limit" bash -c "${commands[$i]}"
+  # In the background so that Ctrl-C reaches the trap at once (wait is interruptible).
+  timeout -k 10 "$limit" bash -c "${commands[$i]}" &
+  child=$!
+  wait "$child"
   rc=$?
+  child=""
   took=$((SECONDS - began))
   case $rc in
     0) results[i]="ok ($took s)" ;;

@@ -11,9 +11,11 @@ import importlib.util
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 import zipfile
 from pathlib import Path
 from types import ModuleType
@@ -97,6 +99,27 @@ def test_steps_past_the_budget_are_not_run_and_fail(tmp_path: Path) -> None:
     out = run_check(tmp_path, env=env)
     assert out.returncode == 1
     assert summary_of(out)["one"].startswith("NOT RUN (time budget")
+
+
+def test_termination_stops_the_step_and_fails(tmp_path: Path) -> None:
+    marker = tmp_path / "step-finished"
+    env = {
+        **os.environ,
+        **fake_steps(tmp_path, [f"long|60|echo started; sleep 3; touch {marker}", "next|10|true"]),
+    }
+    with subprocess.Popen(
+        ["bash", str(SCRIPT)], env=env, cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        while "started" not in process.stdout.readline():
+            pass
+        process.send_signal(signal.SIGTERM)
+        rest = process.stdout.read()
+        assert process.wait(timeout=30) == 130
+    assert "gpu_check: interrupted" in rest
+    assert "NOT RUN (interrupted)" in rest
+    time.sleep(4)
+    assert not marker.exists(), "the step kept running after the check was stopped"
 
 
 def test_without_a_visible_gpu_nothing_runs_and_it_fails(tmp_path: Path) -> None:
