@@ -26,7 +26,7 @@
 # wheel is a zip, and each one whose distribution is not installed is unzipped into a temporary
 # directory put first on PYTHONPATH (a wheel with compiled code must match that machine's Python
 # and platform; the script refuses one that does not). Fill both from the repository root, on a
-# machine with pip, for the GPU machine's Python version (here 3.12):
+# machine with pip, for the GPU machine's Python version (3.12 in this example):
 #
 #   echo /.whl/ >> .git/info/exclude; echo /.gpu-data/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
