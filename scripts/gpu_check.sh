@@ -40,6 +40,8 @@
 # .gpu-data.
 #
 # `bash scripts/gpu_check.sh --list` prints the steps, "NAME|LIMIT_S|COMMAND", and runs nothing.
+# `--only "eval cupy,dask"` reruns the steps whose names contain one of those words (after a
+# failure, within the remaining time); its summary says it was a partial run.
 # Testing this script without a GPU: GPU_CHECK_STEPS=FILE replaces the steps by the lines of
 # FILE in that format (COMMAND runs with bash -c) and skips the GPU probe; the same runner,
 # budget, summary and exit status apply (tests/test_gpu_check.py does this).
@@ -50,14 +52,14 @@ PY=${PYTHON:-python3}
 BUDGET=${GPU_CHECK_BUDGET_S:-540}
 START=$SECONDS
 
-names=() limits=() commands=() results=()
+names=() limits=() commands=() results=() partial=""
 add_step() {  # add_step NAME LIMIT_S COMMAND
   names+=("$1") limits+=("$2") commands+=("$3")
 }
 
 summary() {
   local failed=0 i
-  echo "=== summary (${#names[@]} steps, $((SECONDS - START)) s)"
+  echo "=== summary (${partial:-${#names[@]} steps}, $((SECONDS - START)) s)"
   for i in "${!names[@]}"; do
     printf '  %-32s %s\n' "${names[$i]}" "${results[$i]:-NOT RUN (interrupted)}"
     [[ ${results[$i]:-} == ok* ]] || failed=1
@@ -66,7 +68,7 @@ summary() {
     echo "gpu_check: FAILED: the steps above that are not 'ok' failed or could not run"
     return 1
   fi
-  echo "gpu_check: every step ran and passed"
+  echo "gpu_check: every step ran and passed${partial:+ ($partial)}"
 }
 
 child=""
@@ -122,21 +124,42 @@ else
     --device cuda --dtype float16
   add_step "dask array of CuPy chunks" 90 "$no_jax_gpu $steps dask-cupy"
   add_step "bench.py --gpu --quick" 120 "$no_jax_gpu $PY scripts/bench.py --gpu --quick"
-  add_step "full suite (CPU cases)" 240 \
+  add_step "full suite (CPU cases)" 320 \
     "$no_jax_gpu XPNN_TEST_REQUIRE=numpy,array_api_strict,torch,jax,dask $PY -m pytest -q -rs \
      -p no:cacheprovider --backend numpy-cpu --backend array_api_strict-cpu \
      --backend array_api_strict-device1 --backend torch-cpu --backend jax-cpu --backend dask-cpu"
+fi
 
-  if [[ ${1:-} == --list ]]; then
-    for i in "${!names[@]}"; do
-      echo "${names[$i]}|${limits[$i]}|${commands[$i]//$'\n'/ }"
+if [[ ${1:-} == --list && $# == 1 ]]; then
+  for i in "${!names[@]}"; do
+    echo "${names[$i]}|${limits[$i]}|${commands[$i]//$'\n'/ }"
+  done
+  exit 0
+elif [[ ${1:-} == --only && -n ${2:-} && $# == 2 ]]; then
+  IFS=, read -ra wanted <<< "$2"
+  total=${#names[@]}
+  kept_names=() kept_limits=() kept_commands=()
+  for i in "${!names[@]}"; do
+    for word in "${wanted[@]}"; do
+      if [[ -n $word && ${names[$i]} == *"$word"* ]]; then
+        kept_names+=("${names[$i]}") kept_limits+=("${limits[$i]}")
+        kept_commands+=("${commands[$i]}")
+        break
+      fi
     done
-    exit 0
-  elif [[ -n ${1:-} ]]; then
-    echo "usage: bash scripts/gpu_check.sh [--list]" >&2
+  done
+  if ((${#kept_names[@]} == 0)); then
+    echo "gpu_check: --only $2 matches no step (see --list)" >&2
     exit 2
   fi
+  names=("${kept_names[@]}") limits=("${kept_limits[@]}") commands=("${kept_commands[@]}")
+  partial="partial run, ${#names[@]} of $total steps"
+elif [[ -n ${1:-} ]]; then
+  echo "usage: bash scripts/gpu_check.sh [--list | --only NAME,...]" >&2
+  exit 2
+fi
 
+if [[ -z ${GPU_CHECK_STEPS:-} ]]; then
   # The GPU probe: fast, so that a machine without one fails at once.
   if ! gpus=$(nvidia-smi -L 2>&1) || ! grep -q '^GPU ' <<< "$gpus"; then
     gpu_reason="no NVIDIA GPU visible"

@@ -192,6 +192,20 @@ def test_the_step_list_covers_the_gpu_check() -> None:
     assert "jax-pytest" in jax_tests and "--backend jax-cuda" in jax_tests
 
 
+def test_only_reruns_the_named_steps_as_a_partial_run(tmp_path: Path) -> None:
+    env = fake_steps(tmp_path, ["eval a|10|true", "eval b|10|exit 4", "bench|10|exit 5"])
+    out = run_check(tmp_path, "--only", "eval a,bench", env=env)
+    assert out.returncode == 1
+    assert list(summary_of(out)) == ["eval a", "bench"]
+    assert "partial run, 2 of 3 steps" in out.stdout
+    out = run_check(tmp_path, "--only", "eval a", env=env)
+    assert out.returncode == 0
+    assert "every step ran and passed (partial run, 1 of 3 steps)" in out.stdout
+    out = run_check(tmp_path, "--only", "nothing", env=env)
+    assert out.returncode == 2
+    assert "matches no step" in out.stderr
+
+
 def test_unknown_argument_is_refused(tmp_path: Path) -> None:
     out = run_check(tmp_path, "--gpu")
     assert out.returncode == 2
