@@ -1,0 +1,212 @@
+"""Inputs for fuzzing the file readers: valid seeds, mutations, floods and bombs.
+
+Used by ``scripts/fuzz.py`` and the test suite; nothing here reads or writes
+files, everything returns bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import pickle
+import pickletools
+import random
+import struct
+import zipfile
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = [
+    "container_flood",
+    "gzip_wrap",
+    "idx_bytes",
+    "mutate",
+    "npz_bomb",
+    "numpy1_spelling",
+    "seed_files",
+]
+
+IDX_TYPE_CODES = {"u1": 0x08, "i1": 0x09, "i2": 0x0B, "i4": 0x0C, "f4": 0x0D, "f8": 0x0E}
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode an array as IDX (big-endian).
+
+    Examples
+    --------
+    >>> idx_bytes(np.array([7, 8], np.uint8))
+    b'\\x00\\x00\\x08\\x01\\x00\\x00\\x00\\x02\\x07\\x08'
+    """
+    code = IDX_TYPE_CODES[array.dtype.str[1:]]
+    header = struct.pack(">HBB", 0, code, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+def gzip_wrap(data: bytes) -> bytes:
+    """Gzip ``data`` reproducibly (no timestamp)."""
+    return gzip.compress(data, mtime=0)
+
+
+def _short_unicode(text: str) -> bytes:
+    raw = text.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def numpy1_spelling(blob: bytes) -> bytes:
+    """Rewrite a NumPy 2 pickle (``numpy._core``) as NumPy 1 writes it (``numpy.core``).
+
+    Text ``GLOBAL`` names are replaced in place; length-prefixed names of
+    protocols 4 and 5 get their new length, and frames are rebuilt.
+    """
+    out = blob.replace(b"cnumpy._core.", b"cnumpy.core.")  # GLOBAL: newline-terminated text
+    for module in ("numpy._core.multiarray", "numpy._core.numeric"):
+        out = out.replace(
+            _short_unicode(module), _short_unicode(module.replace("numpy._core", "numpy.core"))
+        )
+    if out[:1] == b"\x80" and out[1] >= 4:
+        out = pickletools.optimize(out)  # re-frames, keeps the protocol
+    return out
+
+
+def weights(dtype: str = "<f4", seed: int = 0) -> dict[str, np.ndarray]:
+    """A small 6-4-3 network's parameters in the given dtype (byte order included)."""
+    rng = np.random.default_rng(seed)
+    shapes = {"W1": (6, 4), "b1": (4,), "W2": (4, 3), "b2": (3,)}
+    return {k: rng.normal(size=s).astype(dtype) for k, s in shapes.items()}
+
+
+def _npz(arrays: dict[str, np.ndarray], compressed: bool = False) -> bytes:
+    buffer = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)  # type: ignore[operator]
+    return buffer.getvalue()
+
+
+def seed_files() -> dict[str, bytes]:
+    """Valid files of every format the library reads, keyed by kind.
+
+    Kinds: ``idx``, ``idx.gz``, pickles of protocols 2 and 5 in little- and
+    big-endian (``pkl``, ``pkl5``, ``pkl-be``, ``pkl5-be``, ``pkl-numpy1``),
+    ``npz``, ``npz-be``, ``npz-deflated`` and ``safetensors`` (when installed).
+    """
+    rng = np.random.default_rng(0)
+    little, big = weights("<f4"), weights(">f8")
+    seeds = {
+        "idx": idx_bytes(rng.integers(0, 256, size=(2, 28, 28), dtype=np.uint8)),
+        "idx.gz": gzip_wrap(idx_bytes(np.arange(10, dtype=np.uint8))),
+        "pkl": pickle.dumps(little, protocol=2),
+        "pkl5": pickle.dumps(little, protocol=5),
+        "pkl-be": pickle.dumps(big, protocol=3),
+        "pkl5-be": pickle.dumps(big, protocol=5),
+        "pkl-numpy1": numpy1_spelling(pickle.dumps(big, protocol=4)),
+        "npz": _npz(little),
+        "npz-be": _npz(big),
+        "npz-deflated": _npz(little, compressed=True),
+    }
+    try:
+        from safetensors.numpy import save
+    except ImportError:
+        pass
+    else:
+        seeds["safetensors"] = save(little)
+    return seeds
+
+
+def mutate(data: bytes, rng: random.Random) -> bytes:
+    """Flip, insert, delete, truncate, duplicate or splice a few bytes."""
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        choice = rng.randrange(6)
+        pos = rng.randrange(len(out) + 1)
+        if choice == 0 and out:
+            out[min(pos, len(out) - 1)] ^= 1 << rng.randrange(8)
+        elif choice == 1:
+            out[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
+        elif choice == 2:
+            del out[pos : pos + rng.randint(1, 16)]
+        elif choice == 3:
+            del out[pos:]
+        elif choice == 4:
+            out[pos:pos] = out[max(0, pos - 16) : pos]
+        elif out:
+            out[min(pos, len(out) - 1)] = rng.choice((0, 0xFF, 0x7F, 0x80))
+    return bytes(out)
+
+
+#: One repeated unit per flood: each costs the unpickler far more than its bytes.
+FLOOD_UNITS: dict[str, bytes] = {
+    "EMPTY_SET": b"\x8f",
+    "EMPTY_LIST": b"]",
+    "EMPTY_DICT": b"}",
+    "MARK": b"(",
+    "EMPTY_TUPLE": b")",
+    "NONE": b"N",
+    "TUPLE1": b"N\x85",
+    "MEMOIZE": b"N\x94",
+    "BINPUT": b"Nq\xff",
+    "BINGET": b"h\x00",
+    "DICT": b"(d",
+    "SETITEM": b"NNs",
+}
+
+
+def container_flood(unit: str, size: int) -> bytes:
+    """A protocol-4 pickle of about ``size`` bytes repeating one cheap opcode unit.
+
+    ``BINGET`` floods start by memoizing one object so the references are valid;
+    ``SETITEM`` floods start from an empty dict.
+    """
+    body = FLOOD_UNITS[unit]
+    prefix = b"\x80\x04"
+    if unit == "BINGET":
+        prefix += b"N\x94"
+    elif unit == "SETITEM":
+        prefix += b"}"
+    return prefix + body * max(1, size // len(body)) + b"."
+
+
+def npz_bomb(uncompressed: int, *, name: str = "W1.npy", declare: int | None = None) -> bytes:
+    """A deflated ``.npz`` whose one member inflates to ``uncompressed`` bytes of zeros.
+
+    ``declare`` writes a different uncompressed size into the central
+    directory (a lying archive).
+    """
+    header = io.BytesIO()
+    count = max(0, (uncompressed - 128) // 8)
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (count,)}
+    )
+    payload = header.getvalue() + bytes(8 * count)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, payload)
+    data = buffer.getvalue()
+    if declare is not None:
+        data = _declare_size(data, declare)
+    return data
+
+
+def _declare_size(data: bytes, size: int) -> bytes:
+    """Overwrite the uncompressed size in every local and central header."""
+    out = bytearray(data)
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+        start = out.find(signature)
+        while start != -1:
+            out[start + offset : start + offset + 4] = struct.pack("<I", size & 0xFFFFFFFF)
+            start = out.find(signature, start + 4)
+    return bytes(out)
+
+
+#: Generators of hostile inputs for the fuzz script, by kind: (suffix, make(rng)).
+HOSTILE: dict[str, tuple[str, Callable[[random.Random], bytes]]] = {
+    "pkl-flood": (
+        ".pkl",
+        lambda rng: container_flood(rng.choice(sorted(FLOOD_UNITS)), rng.choice((4096, 1 << 20))),
+    ),
+    "npz-bomb": (
+        ".npz",
+        lambda rng: npz_bomb(
+            rng.choice((1 << 20, 8 << 20)), declare=rng.choice((None, 100, 1 << 31))
+        ),
+    ),
+}
