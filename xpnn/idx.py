@@ -12,6 +12,7 @@ naming the file.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import struct
@@ -23,7 +24,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["IDX_TYPES", "read_idx"]
+__all__ = ["IDX_TYPES", "parse_idx", "read_idx"]
 
 #: IDX type codes and the big-endian NumPy dtypes they stand for.
 IDX_TYPES = {
@@ -79,6 +80,29 @@ def _parse(stream: BinaryIO, path: Path, max_bytes: int) -> np.ndarray:
             f"{path}: trailing bytes after the {size} bytes of data the header declares"
         )
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def parse_idx(
+    data: bytes, name: str | os.PathLike[str] = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
+    """Parse an IDX file already in memory, gzip-compressed (detected by content) or raw.
+
+    The same checks as :func:`read_idx`; used where the bytes were verified
+    (hashed) first, so that exactly what was verified is parsed.
+
+    Examples
+    --------
+    >>> parse_idx(bytes([0, 0, 8, 1, 0, 0, 0, 2, 4, 2]))
+    array([4, 2], dtype=uint8)
+    """
+    path = Path(name)
+    try:
+        if data[:2] != _GZIP_MAGIC:
+            return _parse(io.BytesIO(data), path, max_bytes)
+        with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+            return _parse(stream, path, max_bytes)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: unreadable or corrupt gzip stream ({err})") from None
 
 
 def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
