@@ -133,53 +133,58 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
     return bytes(out)
 
 
-#: One repeated unit per flood: each costs the unpickler far more than its bytes.
-FLOOD_UNITS: dict[str, bytes] = {
-    "EMPTY_SET": b"\x8f",
-    "EMPTY_LIST": b"]",
-    "EMPTY_DICT": b"}",
-    "MARK": b"(",
-    "EMPTY_TUPLE": b")",
-    "NONE": b"N",
-    "TUPLE1": b"N\x85",
-    "MEMOIZE": b"N\x94",
-    "BINPUT": b"Nq\xff",
-    "BINGET": b"h\x00",
-    "DICT": b"(d",
-    "SETITEM": b"NNs",
+#: Floods: (prefix, repeated unit, suffix). Each unit costs the unpickler far
+#: more than its few bytes, by growing the stack, the marks, the memo, or by
+#: building containers the memo keeps alive.
+FLOODS: dict[str, tuple[bytes, bytes, bytes]] = {
+    "EMPTY_SET": (b"", b"\x8f", b""),
+    "EMPTY_LIST": (b"", b"]", b""),
+    "EMPTY_DICT": (b"", b"}", b""),
+    "MARK": (b"", b"(", b""),
+    "EMPTY_TUPLE": (b"", b")", b""),
+    "NONE": (b"", b"N", b""),
+    "TUPLE1": (b"", b"N\x85", b""),
+    "MEMOIZE": (b"", b"N\x94", b""),
+    "BINPUT": (b"", b"Nq\xff", b""),
+    "BINGET": (b"N\x94", b"h\x00", b""),
+    "DICT": (b"", b"(d", b""),
+    "SETITEM": (b"}", b"NNs", b""),
+    "MEMO-KEPT-DICTS": (b"", b"}\x940", b"N"),  # stack stays flat; the memo keeps each
+    "MEMO-KEPT-TUPLES": (b"", b"N\x85\x940", b"N"),
+    "SETITEMS-BATCHES": (b"}", b"(NNNNu", b""),
 }
 
 
-def container_flood(unit: str, size: int) -> bytes:
-    """A protocol-4 pickle of about ``size`` bytes repeating one cheap opcode unit.
-
-    ``BINGET`` floods start by memoizing one object so the references are valid;
-    ``SETITEM`` floods start from an empty dict.
-    """
-    body = FLOOD_UNITS[unit]
-    prefix = b"\x80\x04"
-    if unit == "BINGET":
-        prefix += b"N\x94"
-    elif unit == "SETITEM":
-        prefix += b"}"
-    return prefix + body * max(1, size // len(body)) + b"."
+def container_flood(kind: str, size: int) -> bytes:
+    """A protocol-4 pickle of about ``size`` bytes made of one cheap opcode unit, repeated."""
+    prefix, unit, suffix = FLOODS[kind]
+    return b"\x80\x04" + prefix + unit * max(1, size // len(unit)) + suffix + b"."
 
 
 def npz_bomb(uncompressed: int, *, name: str = "W1.npy", declare: int | None = None) -> bytes:
-    """A deflated ``.npz`` whose one member inflates to ``uncompressed`` bytes of zeros.
+    """A deflated ``.npz`` whose one member inflates to about ``uncompressed`` bytes of zeros.
 
-    ``declare`` writes a different uncompressed size into the central
-    directory (a lying archive).
+    Built in 1 MiB pieces, so making a large bomb costs little memory.
+    ``declare`` writes a different uncompressed size into the headers (a
+    lying archive).
     """
     header = io.BytesIO()
     count = max(0, (uncompressed - 128) // 8)
     np.lib.format.write_array_header_1_0(
         header, {"descr": "<f8", "fortran_order": False, "shape": (count,)}
     )
-    payload = header.getvalue() + bytes(8 * count)
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr(name, payload)
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open(name, "w", force_zip64=True) as member,
+    ):
+        member.write(header.getvalue())
+        remaining = 8 * count
+        zeros = bytes(min(remaining, 1 << 20))
+        while remaining:
+            piece = min(remaining, len(zeros))
+            member.write(zeros[:piece])
+            remaining -= piece
     data = buffer.getvalue()
     if declare is not None:
         data = _declare_size(data, declare)
@@ -201,12 +206,14 @@ def _declare_size(data: bytes, size: int) -> bytes:
 HOSTILE: dict[str, tuple[str, Callable[[random.Random], bytes]]] = {
     "pkl-flood": (
         ".pkl",
-        lambda rng: container_flood(rng.choice(sorted(FLOOD_UNITS)), rng.choice((4096, 1 << 20))),
+        lambda rng: container_flood(
+            rng.choice(sorted(FLOODS)), 1 << 20 if rng.random() < 0.01 else rng.choice((64, 4096))
+        ),
     ),
     "npz-bomb": (
         ".npz",
         lambda rng: npz_bomb(
-            rng.choice((1 << 20, 8 << 20)), declare=rng.choice((None, 100, 1 << 31))
+            rng.choice((1 << 16, 1 << 20, 8 << 20)), declare=rng.choice((None, 100, 1 << 31))
         ),
     ),
 }

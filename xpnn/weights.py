@@ -61,7 +61,7 @@ MAX_NPZ_BYTES = 1 << 30
 #: Largest compression ratio of an ``.npz`` member (weights barely compress) ...
 MAX_NPZ_RATIO = 64
 #: ... above this size (small members may compress better).
-NPZ_RATIO_SLACK = 1 << 20
+NPZ_RATIO_SLACK = 1 << 16
 #: Most members in an ``.npz``.
 MAX_NPZ_MEMBERS = 4096
 
