@@ -346,12 +346,30 @@ def network_settings(network: Network) -> dict[str, str]:
     }
 
 
+def _arrays_as_built(network: Network) -> dict[str, np.ndarray]:
+    """The host arrays the network was built from, in their own precision.
+
+    Saving these (not :attr:`Network.params`, which are cast to the compute
+    dtype) lets :func:`load_weights` fold the input scale into ``W1`` from the
+    very same numbers, so the loaded network's output is bit for bit the same.
+    """
+    host = getattr(network, "_host", None)
+    if host is None:  # a Network without host copies: its parameters as they are
+        return {k: np.ascontiguousarray(to_numpy(v)) for k, v in network.params.items()}
+    arrays: dict[str, np.ndarray] = {}
+    for i, (w, b) in enumerate(host, start=1):
+        arrays[f"W{i}"] = np.ascontiguousarray(w)
+        arrays[f"b{i}"] = np.ascontiguousarray(b)
+    return arrays
+
+
 def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
     """Write a network to ``.safetensors`` or ``.npz`` with every setting that changes its output.
 
-    The weights (as :attr:`Network.params` gives them) and the hidden
-    activation, output function, input scale, dtype and layer sizes are
-    written, so :func:`load_weights` rebuilds a network with the same output.
+    The weights (as the network was built from them, in their own precision)
+    and the hidden activation, output function, input scale, dtype and layer
+    sizes are written, so :func:`load_weights` rebuilds a network whose output
+    is bit for bit the same.
     ``.pkl`` cannot hold the settings and is refused. The file is written to
     an unpredictably named temporary in the same directory and renamed over
     ``path``; on any failure (Ctrl-C included) nothing is left behind and an
@@ -371,7 +389,7 @@ def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
             f"{path}: save weights as .safetensors or .npz (a .pkl cannot record the "
             "network's settings and would need pickle to read)"
         )
-    arrays = {k: np.ascontiguousarray(to_numpy(v)) for k, v in network.params.items()}
+    arrays = _arrays_as_built(network)
     settings = network_settings(network)
     if suffix == ".safetensors":
         from safetensors.numpy import save
