@@ -21,6 +21,7 @@ __all__ = [
     "container_flood",
     "gzip_wrap",
     "idx_bytes",
+    "largest_cases",
     "mutate",
     "npz_bomb",
     "numpy1_spelling",
@@ -217,3 +218,18 @@ HOSTILE: dict[str, tuple[str, Callable[[random.Random], bytes]]] = {
         ),
     ),
 }
+
+
+def largest_cases() -> list[tuple[str, str, bytes]]:
+    """The biggest hostile inputs, as ``(kind, suffix, data)``: every flood at 1 MiB, bombs.
+
+    A fuzz run starts with these, so that its memory bound is measured against
+    inputs that try hardest to exceed it.
+    """
+    cases = [("pkl-flood", ".pkl", container_flood(kind, 1 << 20)) for kind in sorted(FLOODS)]
+    cases += [
+        ("npz-bomb", ".npz", npz_bomb(400 << 20)),  # the reported 0.4 MB -> 400 MB
+        ("npz-bomb", ".npz", npz_bomb(8 << 20, declare=100)),
+        ("npz-bomb", ".npz", npz_bomb(1 << 16, declare=1 << 31)),
+    ]
+    return cases
