@@ -139,7 +139,7 @@ def main() -> int:
     for kind in kinds:
         counts = {k[1]: v for k, v in outcome.items() if k[0] == kind}
         print(f"  {kind:14} " + "  ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    total = Counter()
+    total: Counter[str] = Counter()
     for (_, result), value in outcome.items():
         total[result] += value
     print("  total          " + "  ".join(f"{k}={v}" for k, v in sorted(total.items())))

@@ -15,7 +15,7 @@ import xpnn
 from xpnn import download, weights
 from xpnn.download import RemoteFile, ensure_files
 
-PAYLOAD = bytes(range(256)) * 64  # 16 KiB
+PAYLOAD = bytes(range(256)) * 64  # 16384 bytes
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 TIMEOUT = 0.5  # seconds a test mirror may stay silent
 
@@ -85,7 +85,7 @@ def server(monkeypatch):
         thread.join(5)
 
 
-def _remote(base, *kinds, size=len(PAYLOAD)):
+def _remote(base, *kinds, size=16384):
     return RemoteFile("file.bin", SHA, tuple(f"{base}/{k}/file.bin" for k in kinds), size)
 
 
@@ -187,7 +187,9 @@ def test_book_weights_come_from_both_editions():
     assert len(urls) == 2
     assert "oreilly-japan/deep-learning-from-scratch" in urls[0]
     assert "WegraLee/deep-learning-from-scratch" in urls[1]
-    assert all(url.startswith("https://") and url.endswith("/ch03/sample_weight.pkl") for url in urls)
+    assert all(
+        url.startswith("https://") and url.endswith("/ch03/sample_weight.pkl") for url in urls
+    )
 
 
 def test_book_weights_survive_a_dead_first_mirror(data_dir, tmp_path, monkeypatch):

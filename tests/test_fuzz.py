@@ -112,11 +112,9 @@ def test_hostile_generators_are_refused(tmp_path, kind):
     for _ in range(5):
         path = tmp_path / f"h{suffix}"
         path.write_bytes(make(rng))
+        reader = load_weight_pickle if suffix == ".pkl" else xpnn.load_weights
         with pytest.raises(xpnn.WeightsError):
-            if suffix == ".pkl":
-                load_weight_pickle(path)
-            else:
-                xpnn.load_weights(path)
+            reader(path)
 
 
 @pytest.mark.parametrize("kind", sorted(SEEDS))

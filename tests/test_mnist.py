@@ -211,7 +211,9 @@ CACHE_DAMAGE = {
 def test_damaged_or_forged_cache_is_never_served(copied, test_set, damage):
     _load(copied)
     folder = copied / "decoded"
-    CACHE_DAMAGE[damage](folder / "t10k-images-idx3-ubyte.npy", folder / "t10k-images-idx3-ubyte.json")
+    CACHE_DAMAGE[damage](
+        folder / "t10k-images-idx3-ubyte.npy", folder / "t10k-images-idx3-ubyte.json"
+    )
     x, _ = _load(copied)
     np.testing.assert_array_equal(x, test_set[0])
     x, _ = _load(copied)  # rebuilt (or, where a directory is in the way, decoded again)

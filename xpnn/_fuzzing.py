@@ -14,6 +14,7 @@ import random
 import struct
 import zipfile
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +80,8 @@ def weights(dtype: str = "<f4", seed: int = 0) -> dict[str, np.ndarray]:
 
 def _npz(arrays: dict[str, np.ndarray], compressed: bool = False) -> bytes:
     buffer = io.BytesIO()
-    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)  # type: ignore[operator]
+    save: Any = np.savez_compressed if compressed else np.savez  # **arrays: not typable
+    save(buffer, **arrays)
     return buffer.getvalue()
 
 

@@ -23,6 +23,7 @@ caller to parse, so nothing can be swapped in between the check and the use.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import ssl
 import sys
@@ -94,7 +95,7 @@ def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env)
     try:
-        import pooch
+        pooch = importlib.import_module("pooch")
     except ImportError:
         return Path.home() / ".cache" / "xpnn"
     return Path(pooch.os_cache("xpnn"))

@@ -192,7 +192,7 @@ def _read_cache(remote: RemoteFile, source: Path, kind: str) -> np.ndarray | Non
             if os.fstat(f.fileno()).st_size != size:
                 return None
             buffer = np.empty(size, dtype=np.uint8)  # filled by the read, no zeroing
-            if f.readinto(memoryview(buffer)) != size:
+            if f.readinto(buffer.data) != size:
                 return None
         if _checksum(buffer) != checksum:
             return None

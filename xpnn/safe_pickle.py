@@ -41,7 +41,7 @@ import pickletools
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -65,7 +65,7 @@ MAX_OPCODES = 1 << 18
 
 # Simple dtype codes a weights array may have (bool, integers, IEEE floats).
 _DTYPE_CODE = re.compile(r"(b1|[iu][1248]|f[248])\Z")
-_BYTE_ORDERS = {"<": "<", ">": ">", "=": "=", "|": "|"}
+_BYTE_ORDERS: dict[str, Literal["<", ">", "=", "|"]] = {"<": "<", ">": ">", "=": "=", "|": "|"}
 _MAX_NDIM = 32
 
 
@@ -107,7 +107,7 @@ class _DtypeSpec:
         base = np.dtype(self.code)
         if self.order == "|" and base.itemsize != 1:
             raise WeightsError(f"refused byte order '|' for the {base.itemsize}-byte dtype {base}")
-        result = base if self.order == "|" else base.newbyteorder(self.order)
+        result = base if self.order == "|" else base.newbyteorder(_BYTE_ORDERS[self.order])
         if (
             result.kind not in "biuf"
             or result.hasobject
@@ -282,6 +282,12 @@ _DATA_OPCODES = frozenset(
 )
 
 
+def _int_arg(arg: Any) -> int:
+    if type(arg) is not int:
+        raise WeightsError(f"pickle opcode argument {arg!r} is not an integer")
+    return arg
+
+
 def _prescan(data: bytes) -> None:
     """Walk the opcodes without running anything; refuse what a weights dict never needs.
 
@@ -335,15 +341,15 @@ def _prescan(data: bytes) -> None:
             elif name in ("LONG", "LONG1", "LONG4"):
                 cost += sys.getsizeof(arg)
             elif name == "FRAME":  # the unpickler buffers the whole frame
-                cost += int(arg)
+                cost += _int_arg(arg)
             if name in _MEMO_PUT or name == "MEMOIZE":
-                index = memo_size if name == "MEMOIZE" else int(arg)
+                index = memo_size if name == "MEMOIZE" else _int_arg(arg)
                 if index > len(data):
                     raise WeightsError(f"pickle memo index {index} exceeds the file size")
                 if index >= memo_size:
                     cost += _MEMO_COST * (index + 1 - memo_size)
                     memo_size = index + 1
-            elif name in _MEMO_GET and int(arg) >= memo_size:
+            elif name in _MEMO_GET and _int_arg(arg) >= memo_size:
                 raise WeightsError(f"pickle memo reference {arg} to an index never stored")
             if depth > MAX_STACK_DEPTH or len(marks) > MAX_MARK_DEPTH:
                 raise WeightsError(

@@ -398,7 +398,8 @@ def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
         atomic_write(path, save(arrays, metadata=metadata))
     else:
         buffer = io.BytesIO()
-        np.savez(buffer, **arrays, **{_NPZ_META: np.array(json.dumps(settings))})
+        savez: Any = np.savez  # its **arrays are not typable
+        savez(buffer, **arrays, **{_NPZ_META: np.array(json.dumps(settings))})
         atomic_write(path, buffer.getbuffer())
 
 
