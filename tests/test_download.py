@@ -112,7 +112,7 @@ def test_unknown_size_still_checks_the_hash(server, tmp_path):
 
 def test_all_mirrors_failing_is_one_message_naming_each(server, tmp_path, capfd):
     _, base = server
-    remote = _remote(base, "missing", "forbidden", "corrupt", "truncated", "silent")
+    remote = _remote(base, "missing", "forbidden", "corrupt", "truncated", "silent", "oversized")
     with pytest.raises(xpnn.DataError) as info:
         ensure_files([remote], tmp_path, timeout=TIMEOUT)
     message = str(info.value)
@@ -121,6 +121,7 @@ def test_all_mirrors_failing_is_one_message_naming_each(server, tmp_path, capfd)
         assert url in message
     assert "HTTP 404" in message and "HTTP 403" in message
     assert "SHA-256" in message and "truncated" in message and "timeout" in message
+    assert "longer than the expected 16384 bytes" in message  # stopped reading there
     assert str(tmp_path) in message and "XPNN_DATA_DIR" in message and SHA in message
     assert list(tmp_path.iterdir()) == []
     assert capfd.readouterr().err == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -166,14 +167,25 @@ def _same_shape_labels(npy):
     np.save(npy, (labels + 1) % 10)  # a same-shape, same-dtype, valid-looking array
 
 
-def _absurd_header(npy):
+def _forge_record(npy, meta):
+    """Record the .npy's real size and checksum: a forger who also rewrites the record."""
+    info = json.loads(meta.read_text())
+    data = npy.read_bytes()
+    info["npy"]["size"] = len(data)
+    info["npy"]["checksum"] = mnist._checksum(data)
+    meta.write_text(json.dumps(info))
+
+
+def _absurd_header(npy, meta):
     data = npy.read_bytes()
     npy.write_bytes(data.replace(b"(10000, 28, 28)", b"(10000000000000, 28, 28)", 1))
+    _forge_record(npy, meta)
 
 
-def _object_header(npy):
+def _object_header(npy, meta):
     data = npy.read_bytes()
     npy.write_bytes(data.replace(b"'|u1'", b"'|O' ", 1))
+    _forge_record(npy, meta)
 
 
 CACHE_DAMAGE = {
@@ -181,8 +193,8 @@ CACHE_DAMAGE = {
     "garbage": lambda npy, meta: npy.write_bytes(b"not a npy file"),
     "wrong-shape": lambda npy, meta: np.save(npy, np.zeros((3, 28, 28), np.uint8)),
     "same-shape-other-data": lambda npy, meta: np.save(npy, np.zeros((10000, 28, 28), np.uint8)),
-    "absurd-header-shape": lambda npy, meta: _absurd_header(npy),
-    "object-header": lambda npy, meta: _object_header(npy),
+    "absurd-header-shape": _absurd_header,  # with a record to match: MemoryError in np.load
+    "object-header": _object_header,
     "one-flipped-byte": lambda npy, meta: npy.write_bytes(
         npy.read_bytes()[:-1] + bytes([npy.read_bytes()[-1] ^ 1])
     ),
@@ -249,16 +261,17 @@ def test_corrupt_source_is_refused_by_checksum(copied):
 
 
 def test_source_is_parsed_from_the_bytes_that_were_hashed(copied, test_set, monkeypatch):
-    """A file swapped in between the hash check and the parse is never what gets parsed."""
-    real_parse = mnist.parse_idx
+    """A file swapped in right after the hash check is never what gets parsed."""
+    real_read_verified = mnist.read_verified
     source = copied / "t10k-labels-idx1-ubyte.gz"
 
-    def swap_then_parse(data, name, **kwargs):
-        if name == source:
+    def verify_then_swap(remote, path):
+        verified = real_read_verified(remote, path)
+        if path == source:
             source.write_bytes(gz(idx_bytes(np.zeros(10000, np.uint8))))
-        return real_parse(data, name, **kwargs)
+        return verified
 
-    monkeypatch.setattr(mnist, "parse_idx", swap_then_parse)
+    monkeypatch.setattr(mnist, "read_verified", verify_then_swap)
     _, t = _load(copied)
     np.testing.assert_array_equal(t, test_set[1])
 

@@ -368,16 +368,17 @@ def test_user_named_weights_are_not_pinned(weights_dir):
 
 
 def test_book_weights_are_parsed_from_the_bytes_that_were_hashed(weights_dir, monkeypatch):
-    """A file swapped in after the hash check is never what gets parsed."""
+    """A file swapped in right after the hash check is never what gets parsed."""
     path = weights_dir / "sample_weight.pkl"
     original = load_weight_pickle(path)
-    real_loads = weights.loads_weight_pickle
+    real_read_verified = weights.read_verified
 
-    def swap_then_parse(data, name="<bytes>"):
+    def verify_then_swap(remote, where):
+        verified = real_read_verified(remote, where)
         _modified_book_pickle(path)  # the file changes between check and parse
-        return real_loads(data, name)
+        return verified
 
-    monkeypatch.setattr(weights, "loads_weight_pickle", swap_then_parse)
+    monkeypatch.setattr(weights, "read_verified", verify_then_swap)
     network = xpnn.pretrained_network(data_dir=weights_dir, backend="numpy", download=False)
     np.testing.assert_array_equal(network.params["b3"], original["b3"])
 
