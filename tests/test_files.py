@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+import tracemalloc
 
 import pytest
 
 from xpnn import _files
-from xpnn._files import atomic_write, default_file_mode
+from xpnn._files import atomic_write, default_file_mode, read_at_most
 
 
 def test_writes_with_the_umask_mode(tmp_path):
@@ -79,3 +80,28 @@ def test_interrupt_between_write_and_rename(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         atomic_write(tmp_path / "out.bin", b"data")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 << 20])
+def test_read_at_most_reads_whole_files_and_one_byte_past_the_limit(tmp_path, size):
+    path = tmp_path / "f"
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    path.write_bytes(data)
+    with open(path, "rb") as f:
+        assert read_at_most(f, 4096) == data[:4097]
+    with open(path, "rb") as f:
+        assert read_at_most(f, 1 << 30) == data
+
+
+def test_read_at_most_reserves_no_more_than_the_file(tmp_path):
+    """A small file read under a large limit costs about its own size, not the limit."""
+    path = tmp_path / "small"
+    path.write_bytes(b"x" * 1000)
+    tracemalloc.start()
+    try:
+        with open(path, "rb") as f:
+            read_at_most(f, 1 << 28)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 16

@@ -214,3 +214,16 @@ def test_memo_reference_to_an_unstored_index_is_refused():
     blob = b"\x80\x02}q\x00h\x05."  # EMPTY_DICT, BINPUT 0, BINGET 5
     with pytest.raises(xpnn.WeightsError, match="never stored"):
         loads_weight_pickle(blob)
+
+
+def test_reading_a_pickle_file_costs_about_its_size(tmp_path):
+    """The file is read by its real size, not by the 256 MiB limit."""
+    path = tmp_path / "w.pkl"
+    path.write_bytes(pickle.dumps(_layouts("<f4"), protocol=2))
+    tracemalloc.start()
+    try:
+        safe_pickle.load_weight_pickle(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * path.stat().st_size + (1 << 16)

@@ -11,6 +11,7 @@ replaces a link at the target rather than writing through it). Any failure,
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
 import threading
@@ -18,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "default_file_mode", "temporary_in"]
+__all__ = ["atomic_write", "default_file_mode", "read_at_most", "temporary_in"]
 
 _UMASK: int | None = None
 _UMASK_LOCK = threading.Lock()
@@ -52,6 +53,39 @@ def default_file_mode() -> int:
     384
     """
     return 0o666 & ~_current_umask()
+
+
+def read_at_most(handle: BinaryIO, limit: int) -> bytes:
+    """Read a whole open file, or ``limit + 1`` bytes if it is longer (the caller refuses it).
+
+    Memory follows the file's real size: ``handle.read(limit + 1)`` alone would
+    reserve ``limit`` bytes up front however small the file is.
+
+    Examples
+    --------
+    >>> import io
+    >>> read_at_most(io.BytesIO(b"abcdef"), 4)
+    b'abcde'
+    """
+    try:
+        size = os.fstat(handle.fileno()).st_size
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        size = 0  # not a regular file: read in pieces
+    if size:
+        data = handle.read(min(size, limit) + 1)
+        if len(data) <= limit and len(data) == size:
+            return data
+        pieces = [data]
+        total = len(data)
+    else:
+        pieces, total = [], 0
+    while total <= limit:
+        piece = handle.read(min(1 << 20, limit + 1 - total))
+        if not piece:
+            break
+        pieces.append(piece)
+        total += len(piece)
+    return b"".join(pieces)
 
 
 @contextlib.contextmanager

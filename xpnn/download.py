@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ._files import temporary_in
+from ._files import read_at_most, temporary_in
 from .errors import DataError
 
 __all__ = [
@@ -133,7 +133,7 @@ def read_verified(remote: RemoteFile, path: Path) -> tuple[bytes, os.stat_result
     try:
         with open(path, "rb") as f:
             status = os.fstat(f.fileno())
-            data = f.read(remote.max_bytes + 1)
+            data = read_at_most(f, remote.max_bytes)
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
     actual = hashlib.sha256(data).hexdigest()

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, read_at_most
 from .backends import namespace
 from .download import RemoteFile, data_home, ensure_files, read_verified
 from .errors import DataError
@@ -169,7 +169,7 @@ def _read_cache(remote: RemoteFile, source: Path, kind: str) -> np.ndarray | Non
         return None
     try:
         with open(meta, "rb") as f:
-            raw = f.read(_MAX_RECORD_BYTES + 1)
+            raw = read_at_most(f, _MAX_RECORD_BYTES)
         info = json.loads(raw) if len(raw) <= _MAX_RECORD_BYTES else None
         if not isinstance(info, dict) or info.get("format") != _CACHE_FORMAT:
             return None

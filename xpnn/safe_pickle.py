@@ -45,6 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ._files import read_at_most
 from .errors import WeightsError
 
 __all__ = ["MAX_PICKLE_BYTES", "load_weight_pickle", "loads_weight_pickle"]
@@ -463,7 +464,7 @@ def load_weight_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_PICKLE_BYTES + 1)
+            data = read_at_most(f, MAX_PICKLE_BYTES)
     except OSError as err:
         raise WeightsError(f"{path}: cannot read ({err})") from None
     return loads_weight_pickle(data, str(path))
