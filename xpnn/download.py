@@ -129,6 +129,15 @@ def read_verified(remote: RemoteFile, path: Path) -> tuple[bytes, os.stat_result
     DataError
         The file cannot be read, is longer than its pinned size, or its
         SHA-256 is not the pinned one.
+
+    Examples
+    --------
+    >>> import hashlib, pathlib, tempfile
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
+    >>> _ = path.write_bytes(b"hello")
+    >>> pin = RemoteFile("hello.txt", hashlib.sha256(b"hello").hexdigest(), (), size=5)
+    >>> read_verified(pin, path)[0]
+    b'hello'
     """
     try:
         with open(path, "rb") as f:
