@@ -1,52 +1,82 @@
-"""Downloads against a local HTTP server on 127.0.0.1: mirrors, corruption, truncation."""
+"""Downloads against a local HTTP server on 127.0.0.1: dead, slow, lying and broken mirrors."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import io
+import os
 import threading
+import time
 
 import pytest
 
 import xpnn
+from xpnn import download, weights
 from xpnn.download import RemoteFile, ensure_files
 
-PAYLOAD = bytes(range(256)) * 64
+PAYLOAD = bytes(range(256)) * 64  # 16384 bytes
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
+TIMEOUT = 0.5  # seconds a test mirror may stay silent
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self.server.requests.append(self.path)
         kind = self.path.split("/")[1]
-        if kind == "good":
-            body, length = PAYLOAD, len(PAYLOAD)
-        elif kind == "corrupt":
-            body = bytes([PAYLOAD[0] ^ 1]) + PAYLOAD[1:]
-            length = len(body)
-        elif kind == "truncated":  # promises the whole file, sends half, hangs up
-            body, length = PAYLOAD[: len(PAYLOAD) // 2], len(PAYLOAD)
-        else:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(length))
-        self.end_headers()
-        self.wfile.write(body)
-        self.wfile.flush()
+        body, length = self.server.payload, len(self.server.payload)
+        try:
+            if kind in ("missing", "forbidden"):
+                self.send_error(404 if kind == "missing" else 403)
+                return
+            if kind == "silent":  # accepts, then says nothing for longer than the timeout
+                time.sleep(4 * TIMEOUT)
+            elif kind == "corrupt":
+                body = bytes([body[0] ^ 1]) + body[1:]
+            elif kind == "truncated":  # promises the whole file, sends half, hangs up
+                body = body[: length // 2]
+            elif kind == "oversized":  # more than the pinned size
+                body = body + body
+                length = len(body)
+            self.send_response(200)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            if kind == "dribble":  # a byte every 0.1 s: never silent, never done
+                for i in range(length):
+                    self.wfile.write(body[i : i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            else:
+                self.wfile.write(body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up on this mirror, as it should
         self.close_connection = True
 
     def log_message(self, *args):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client hanging up on a slow mirror is expected here
+
+
+def _serve(payload):
+    httpd = _Server(("127.0.0.1", 0), _Handler)
+    httpd.requests = []
+    httpd.payload = payload
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
 @pytest.fixture
 def server(monkeypatch):
     monkeypatch.delenv("XPNN_OFFLINE", raising=False)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.requests = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd, thread = _serve(PAYLOAD)
     try:
         yield httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
     finally:
@@ -55,37 +85,87 @@ def server(monkeypatch):
         thread.join(5)
 
 
-def _remote(base, *kinds):
-    return RemoteFile("file.bin", SHA, tuple(f"{base}/{k}/file.bin" for k in kinds))
+def _remote(base, *kinds, size=16384):
+    return RemoteFile("file.bin", SHA, tuple(f"{base}/{k}/file.bin" for k in kinds), size)
 
 
-@pytest.mark.parametrize(
-    "kinds",
-    [
-        ("good",),
-        ("missing", "good"),
-        ("corrupt", "good"),
-        ("truncated", "good"),
-        ("missing", "corrupt", "truncated", "good"),
-    ],
-    ids=["good", "404-then-good", "corrupt-then-good", "truncated-then-good", "all-bad-then-good"],
-)
-def test_bad_mirrors_are_skipped(server, tmp_path, kinds):
+BAD_MIRRORS = ["missing", "forbidden", "corrupt", "truncated", "silent", "dribble", "oversized"]
+
+
+@pytest.mark.parametrize("bad", BAD_MIRRORS)
+def test_a_bad_first_mirror_is_skipped(server, tmp_path, capfd, bad):
     httpd, base = server
-    paths = ensure_files([_remote(base, *kinds)], tmp_path)
+    started = time.monotonic()
+    paths = ensure_files([_remote(base, bad, "good")], tmp_path, timeout=TIMEOUT)
+    assert time.monotonic() - started < 10  # the slow mirrors were given up on
     assert paths["file.bin"].read_bytes() == PAYLOAD
-    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # nothing else left
-    assert [r.split("/")[1] for r in httpd.requests] == list(kinds)
+    assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # nothing partial left
+    assert [r.split("/")[1] for r in httpd.requests] == [bad, "good"]
+    assert capfd.readouterr().err == ""  # no log lines, no progress bar off a terminal
 
 
-def test_all_mirrors_bad_leaves_nothing(server, tmp_path):
+def test_unknown_size_still_checks_the_hash(server, tmp_path):
     _, base = server
+    paths = ensure_files([_remote(base, "corrupt", "good", size=None)], tmp_path, timeout=TIMEOUT)
+    assert paths["file.bin"].read_bytes() == PAYLOAD
+
+
+def test_all_mirrors_failing_is_one_message_naming_each(server, tmp_path, capfd):
+    _, base = server
+    remote = _remote(base, "missing", "forbidden", "corrupt", "truncated", "silent", "oversized")
     with pytest.raises(xpnn.DataError) as info:
-        ensure_files([_remote(base, "missing", "corrupt", "truncated")], tmp_path)
+        ensure_files([remote], tmp_path, timeout=TIMEOUT)
     message = str(info.value)
-    assert "file.bin" in message and str(tmp_path) in message and "XPNN_DATA_DIR" in message
-    assert "404" in message
+    assert "\n" not in message
+    for url in remote.urls:
+        assert url in message
+    assert "HTTP 404" in message and "HTTP 403" in message
+    assert "SHA-256" in message and "truncated" in message and "timeout" in message
+    assert "longer than the expected 16384 bytes" in message  # stopped reading there
+    assert str(tmp_path) in message and "XPNN_DATA_DIR" in message and SHA in message
     assert list(tmp_path.iterdir()) == []
+    assert capfd.readouterr().err == ""
+
+
+def test_interrupted_download_leaves_nothing(server, tmp_path, monkeypatch):
+    _, base = server
+
+    def interrupt(self, count):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(download._Progress, "update", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_files([_remote(base, "good")], tmp_path, timeout=TIMEOUT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_planted_link_at_the_target_is_replaced_not_followed(server, tmp_path, tmp_path_factory):
+    _, base = server
+    victim = tmp_path_factory.mktemp("outside") / "victim"
+    (tmp_path / "file.bin").symlink_to(victim)  # dangling: the file counts as missing
+    ensure_files([_remote(base, "good")], tmp_path, timeout=TIMEOUT)
+    assert not victim.exists()
+    assert not (tmp_path / "file.bin").is_symlink()
+    assert (tmp_path / "file.bin").read_bytes() == PAYLOAD
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(server, tmp_path, monkeypatch):
+    _, base = server
+    terminal = _Terminal()
+    monkeypatch.setattr(download.sys, "stderr", terminal)
+    ensure_files([_remote(base, "good")], tmp_path, timeout=TIMEOUT)
+    drawn = terminal.getvalue()
+    assert drawn.startswith("\rfile.bin [") and "100.0%" in drawn and drawn.endswith("\n")
+    os.remove(tmp_path / "file.bin")
+    pipe = io.StringIO()
+    monkeypatch.setattr(download.sys, "stderr", pipe)
+    ensure_files([_remote(base, "good")], tmp_path, timeout=TIMEOUT)
+    assert pipe.getvalue() == ""
 
 
 def test_present_file_is_not_downloaded(server, tmp_path):
@@ -101,3 +181,38 @@ def test_offline_switch(server, tmp_path, monkeypatch):
     with pytest.raises(xpnn.DataError, match="turned off by XPNN_OFFLINE"):
         ensure_files([_remote(base, "good")], tmp_path)
     assert httpd.requests == []
+
+
+def test_book_weights_come_from_both_editions():
+    urls = weights.BOOK_WEIGHTS.urls
+    assert len(urls) == 2
+    assert "oreilly-japan/deep-learning-from-scratch" in urls[0]
+    assert "WegraLee/deep-learning-from-scratch" in urls[1]
+    assert all(
+        url.startswith("https://") and url.endswith("/ch03/sample_weight.pkl") for url in urls
+    )
+
+
+def test_book_weights_survive_a_dead_first_mirror(data_dir, tmp_path, monkeypatch):
+    """pretrained_network() fetches from the second edition's mirror when the first is gone."""
+    with open(os.path.join(data_dir, "sample_weight.pkl"), "rb") as f:
+        book = f.read()
+    monkeypatch.delenv("XPNN_OFFLINE", raising=False)
+    httpd, thread = _serve(book)
+    try:
+        base = f"http://127.0.0.1:{httpd.server_address[1]}"
+        local = RemoteFile(
+            weights.BOOK_WEIGHTS.name,
+            weights.BOOK_WEIGHTS.sha256,
+            (f"{base}/missing/sample_weight.pkl", f"{base}/good/sample_weight.pkl"),
+            weights.BOOK_WEIGHTS.size,
+        )
+        monkeypatch.setattr(weights, "BOOK_WEIGHTS", local)
+        network = xpnn.pretrained_network(data_dir=tmp_path, backend="numpy")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+    assert network.layer_sizes == (784, 50, 100, 10)
+    assert [r.split("/")[1] for r in httpd.requests] == ["missing", "good"]
+    assert [p.name for p in tmp_path.iterdir()] == ["sample_weight.pkl"]

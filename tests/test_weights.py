@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import shutil
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -11,6 +15,8 @@ from hostile import hostile_pickles, valid_weights
 from reference import CHAPTER_X, CHAPTER_Y, assert_close
 
 import xpnn
+from xpnn import weights
+from xpnn._fuzzing import npz_bomb
 from xpnn.safe_pickle import load_weight_pickle
 
 
@@ -140,6 +146,104 @@ def test_malformed_npz(tmp_path):
         xpnn.load_weights(path)
 
 
+def _zip(path, members):
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _npy(array, header_shape=None):
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    data = buffer.getvalue()
+    if header_shape is not None:
+        data = data.replace(repr(array.shape).encode(), repr(header_shape).encode(), 1)
+    return data
+
+
+GOOD_NPY = {"W1.npy": _npy(np.ones((2, 2))), "b1.npy": _npy(np.ones(2))}
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        {**GOOD_NPY, "notes.txt": b"hello"},
+        {**GOOD_NPY, "W2": b"raw bytes, no suffix"},
+        {**GOOD_NPY, "extra/": b""},
+        {"W1.npy": _npy(np.ones((2, 2)), header_shape=(10**12, 10**6)), "b1.npy": _npy(np.ones(2))},
+        {"W1.npy": _npy(np.ones((2, 2)), header_shape=(3, 2)), "b1.npy": _npy(np.ones(2))},
+        {"W1.npy": b"\x93NUMPY\x01\x00\xff\xff" + b"{" * 70000, "b1.npy": _npy(np.ones(2))},
+        {"W1.npy": _npy(np.array(["a", "b"])), "b1.npy": _npy(np.ones(2))},
+    ],
+    ids=[
+        "txt-member",
+        "member-without-suffix",
+        "directory",
+        "absurd-shape",
+        "shape-too-big",
+        "huge-header",
+        "text-array",
+    ],
+)
+def test_npz_members_that_are_not_numeric_npy_arrays(tmp_path, members):
+    path = tmp_path / "w.npz"
+    _zip(path, members)
+    with pytest.raises(xpnn.WeightsError):  # never AttributeError or MemoryError
+        xpnn.load_weights(path)
+
+
+def test_npz_duplicate_member_is_refused(tmp_path):
+    path = tmp_path / "w.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("W1.npy", _npy(np.ones((2, 2))))
+        archive.writestr("b1.npy", _npy(np.ones(2)))
+        with pytest.warns(UserWarning, match="Duplicate"):
+            archive.writestr("W1.npy", _npy(np.zeros((2, 2))))
+    with pytest.raises(xpnn.WeightsError, match="twice"):
+        xpnn.load_weights(path)
+
+
+@pytest.mark.parametrize(
+    ("inflated", "declare", "match"),
+    [
+        (64 << 20, None, "ratio"),  # 64 MiB of zeros in 64 kB
+        (1 << 16, 1 << 31, "ratio"),  # a small member that declares 2 GiB
+        (1 << 20, 100, "CRC"),  # declares 100 bytes, inflates to more: stopped at 100
+    ],
+    ids=["bomb", "declares-2GiB", "lies-small"],
+)
+def test_npz_bombs_are_refused_before_inflating(tmp_path, inflated, declare, match):
+    path = tmp_path / "bomb.npz"
+    path.write_bytes(npz_bomb(inflated, declare=declare))
+    tracemalloc.start()
+    try:
+        with pytest.raises(xpnn.WeightsError, match=match):
+            xpnn.load_weights(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * path.stat().st_size + (1 << 20)
+
+
+def test_big_endian_npz_loads(tmp_path):
+    params = {"W1": np.array([[0.5, -1.0], [2.0, 0.25]]), "b1": np.array([0.125, -0.5])}
+    path = tmp_path / "be.npz"
+    np.savez(path, **{k: v.astype(">f8") for k, v in params.items()})
+    network = xpnn.load_weights(path, backend="numpy", output="identity")
+    assert network.dtype_name == "float64"
+    for key, value in network.params.items():
+        assert value.dtype.isnative
+        np.testing.assert_array_equal(value, params[key])
+    np.testing.assert_array_equal(network.forward([1.0, 2.0]), [4.625, -1.0])
+
+
+def test_zero_width_layer_is_refused(tmp_path):
+    path = tmp_path / "w.npz"
+    np.savez(path, W1=np.ones((784, 0)), b1=np.ones(0))
+    with pytest.raises(xpnn.WeightsError, match="without units"):
+        xpnn.load_weights(path)
+
+
 def test_unknown_format_and_missing_file(tmp_path):
     with pytest.raises(xpnn.WeightsError, match="no such weights file"):
         xpnn.load_weights(tmp_path / "none.safetensors")
@@ -149,3 +253,146 @@ def test_unknown_format_and_missing_file(tmp_path):
         xpnn.load_weights(other)
     with pytest.raises(xpnn.WeightsError, match="save weights as"):
         xpnn.save_weights(xpnn.init_network(), tmp_path / "w.pkl")
+
+
+SETTINGS = [
+    {"hidden": "relu", "output": "identity", "input_scale": 1 / 255, "dtype": "float64"},
+    {"hidden": "sigmoid", "output": "softmax", "input_scale": 0.1, "dtype": "float32"},
+    {"hidden": "sigmoid", "output": "identity", "input_scale": 1.0, "dtype": "float16"},
+]
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+@pytest.mark.parametrize("setting", SETTINGS, ids=lambda s: f"{s['hidden']}-{s['dtype']}")
+def test_every_setting_survives_save_and_load(tmp_path, suffix, setting):
+    rng = np.random.default_rng(1)
+    params = {"W1": rng.normal(size=(5, 4)), "b1": rng.normal(size=4)}
+    params |= {"W2": rng.normal(size=(4, 3)), "b2": rng.normal(size=3)}
+    network = xpnn.Network(
+        params,
+        hidden=setting["hidden"],
+        output=setting["output"],
+        dtype=setting["dtype"],
+        input_scale=setting["input_scale"],
+    )
+    path = tmp_path / f"net{suffix}"
+    xpnn.save_weights(network, path)
+    loaded = xpnn.load_weights(path)
+    assert (loaded.hidden, loaded.output, loaded.dtype_name) == (
+        setting["hidden"],
+        setting["output"],
+        setting["dtype"],
+    )
+    assert loaded.input_scale == setting["input_scale"]  # exactly
+    assert loaded.layer_sizes == (5, 4, 3)
+    x = rng.integers(0, 256, size=(7, 5)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), network.predict(x))
+
+
+def test_raw_pixel_network_keeps_its_scale(data_dir, tmp_path):
+    """The reported case: a network for raw pixels saved and loaded scores the same."""
+    network = xpnn.pretrained_network(data_dir=data_dir, backend="numpy", input_scale=1 / 255)
+    x, t = xpnn.load_mnist_split("test", normalize=False, data_dir=data_dir, backend="numpy")
+    for suffix in (".safetensors", ".npz"):
+        path = tmp_path / f"raw{suffix}"
+        xpnn.save_weights(network, path)
+        loaded = xpnn.load_weights(path)
+        assert loaded.input_scale == 1 / 255
+        assert int(np.sum(loaded.classify(x, 1000) == t)) == 9352
+
+
+def test_recorded_settings_can_be_overridden(tmp_path):
+    network = xpnn.init_network(dtype="float64").to(input_scale=0.5)
+    path = tmp_path / "n.safetensors"
+    xpnn.save_weights(network, path)
+    loaded = xpnn.load_weights(path, input_scale=1.0, output="softmax", dtype="float32")
+    assert (loaded.input_scale, loaded.output, loaded.dtype_name) == (1.0, "softmax", "float32")
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "match"),
+    [
+        ("input_scale", "-1", "malformed recorded setting"),
+        ("input_scale", "nan", "malformed recorded setting"),
+        ("layer_sizes", "2,3", "records 2-3"),
+        ("layer_sizes", "two", "malformed recorded setting"),
+        ("hidden", "tanh", "unknown hidden activation"),
+    ],
+)
+def test_bad_recorded_settings(tmp_path, key, value, match):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "w.safetensors"
+    arrays = {"W1": np.ones((2, 2), np.float32), "b1": np.ones(2, np.float32)}
+    save_file(arrays, str(path), metadata={f"xpnn.{key}": value})
+    with pytest.raises(xpnn.WeightsError, match=match):
+        xpnn.load_weights(path)
+
+
+def test_plain_npz_without_settings_loads_with_the_books_defaults(tmp_path):
+    path = tmp_path / "plain.npz"
+    np.savez(path, W1=np.ones((2, 2), np.float32), b1=np.zeros(2, np.float32))
+    loaded = xpnn.load_weights(path)
+    assert (loaded.hidden, loaded.output, loaded.input_scale) == ("sigmoid", "softmax", 1.0)
+
+
+def test_pickle_cannot_be_saved_and_says_why(tmp_path):
+    with pytest.raises(xpnn.WeightsError, match="cannot record the network's settings"):
+        xpnn.save_weights(xpnn.init_network(), tmp_path / "w.pkl")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def weights_dir(data_dir, tmp_path):
+    shutil.copy(os.path.join(data_dir, "sample_weight.pkl"), tmp_path)
+    return tmp_path
+
+
+def _modified_book_pickle(path):
+    arrays = load_weight_pickle(path)
+    arrays["b3"] = arrays["b3"] + np.float32(0.5)  # a quietly different network
+    path.write_bytes(pickle.dumps(arrays, protocol=3))
+
+
+def test_modified_book_weights_in_the_data_directory_are_refused(weights_dir):
+    _modified_book_pickle(weights_dir / "sample_weight.pkl")
+    with pytest.raises(xpnn.DataError, match=r"SHA-256 .* does not match the pinned"):
+        xpnn.pretrained_network(data_dir=weights_dir, download=False)
+
+
+def test_user_named_weights_are_not_pinned(weights_dir):
+    path = weights_dir / "sample_weight.pkl"
+    _modified_book_pickle(path)
+    network = xpnn.load_weights(path)  # the user's own file: loaded as data
+    assert network.layer_sizes == (784, 50, 100, 10)
+
+
+def test_book_weights_are_parsed_from_the_bytes_that_were_hashed(weights_dir, monkeypatch):
+    """A file swapped in right after the hash check is never what gets parsed."""
+    path = weights_dir / "sample_weight.pkl"
+    original = load_weight_pickle(path)
+    real_read_verified = weights.read_verified
+
+    def verify_then_swap(remote, where):
+        verified = real_read_verified(remote, where)
+        _modified_book_pickle(path)  # the file changes between check and parse
+        return verified
+
+    monkeypatch.setattr(weights, "read_verified", verify_then_swap)
+    network = xpnn.pretrained_network(data_dir=weights_dir, backend="numpy", download=False)
+    np.testing.assert_array_equal(network.params["b3"], original["b3"])
+
+
+def test_save_leaves_nothing_on_failure_and_keeps_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "net.safetensors"
+    xpnn.save_weights(xpnn.init_network(), path)
+    before = path.read_bytes()
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xpnn._files.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        xpnn.save_weights(xpnn.init_network(dtype="float64"), path)
+    assert [p.name for p in tmp_path.iterdir()] == ["net.safetensors"]
+    assert path.read_bytes() == before

@@ -12,21 +12,22 @@ naming the file.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import DataError
 
-__all__ = ["IDX_TYPES", "read_idx"]
+__all__ = ["IDX_TYPES", "parse_idx", "read_idx"]
 
 #: IDX type codes and the big-endian NumPy dtypes they stand for.
-IDX_TYPES = {
+IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -39,10 +40,16 @@ IDX_TYPES = {
 DEFAULT_MAX_BYTES = 1 << 28
 
 _CHUNK = 1 << 20
+
+
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def _read_exactly(stream: BinaryIO, size: int, path: Path, what: str) -> bytes:
+def _read_exactly(stream: _Readable, size: int, path: Path, what: str) -> bytes:
     """Read ``size`` bytes in chunks; memory grows with the data actually present."""
     chunks = []
     remaining = size
@@ -56,7 +63,7 @@ def _read_exactly(stream: BinaryIO, size: int, path: Path, what: str) -> bytes:
     return b"".join(chunks)
 
 
-def _parse(stream: BinaryIO, path: Path, max_bytes: int) -> np.ndarray:
+def _parse(stream: _Readable, path: Path, max_bytes: int) -> np.ndarray:
     magic = _read_exactly(stream, 4, path, "header")
     zero, type_code, ndim = struct.unpack(">HBB", magic)
     if zero != 0:
@@ -78,7 +85,31 @@ def _parse(stream: BinaryIO, path: Path, max_bytes: int) -> np.ndarray:
         raise DataError(
             f"{path}: trailing bytes after the {size} bytes of data the header declares"
         )
-    return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+    array: np.ndarray = np.frombuffer(data, dtype=dtype).reshape(dims)
+    return array.astype(dtype.newbyteorder("="))
+
+
+def parse_idx(
+    data: bytes, name: str | os.PathLike[str] = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
+    """Parse an IDX file already in memory, gzip-compressed (detected by content) or raw.
+
+    The same checks as :func:`read_idx`; used where the bytes were verified
+    (hashed) first, so that exactly what was verified is parsed.
+
+    Examples
+    --------
+    >>> parse_idx(bytes([0, 0, 8, 1, 0, 0, 0, 2, 4, 2]))
+    array([4, 2], dtype=uint8)
+    """
+    path = Path(name)
+    try:
+        if data[:2] != _GZIP_MAGIC:
+            return _parse(io.BytesIO(data), path, max_bytes)
+        with gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb") as stream:
+            return _parse(stream, path, max_bytes)
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{path}: unreadable or corrupt gzip stream ({err})") from None
 
 
 def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:

@@ -1,27 +1,50 @@
 """MNIST with the book's ``load_mnist`` signature, validated, cached, on any backend.
 
 Files are found (or downloaded, pinned by SHA-256) as :mod:`xpnn.download`
-describes. The first load of a file checks its SHA-256, parses it with the
-validating IDX reader and checks it is MNIST (28x28 uint8 images, labels 0-9,
-as many labels as images); the decoded array is then cached as ``.npy`` in
-``<data dir>/decoded/`` (never pickle), keyed by the source file's size and
-modification time, so later loads skip all of that. A stale or unreadable
-cache entry is rebuilt; an unwritable directory just means no cache.
+describes. Decoding a file reads it into memory once, checks the SHA-256 of
+those bytes against the pin, parses the same bytes with the validating IDX
+reader and checks it is MNIST (28x28 uint8 images, labels 0-9, as many labels
+as images). The decoded array is then cached as ``.npy`` in
+``<data dir>/decoded/`` (never pickle) with a ``.json`` record of
+
+* the source file's pinned SHA-256 as verified, and its size, modification
+  time, inode and device when it was verified;
+* the ``.npy`` file's size, shape and a fast content checksum (xxHash's
+  XXH3-128 when ``xxhash`` is installed, else BLAKE2b).
+
+A cached array is used only when the record is intact, names the current
+pin, the source file's status is unchanged and the ``.npy`` bytes have the
+recorded checksum (read once, checked, then used without a copy); anything
+else (a missing, damaged, replaced or foreign entry) is rebuilt from the
+source, which is then verified again. The source is not re-hashed while its
+status is unchanged: the cache already holds the decoding of bytes that
+matched the pin, so hashing it again on every load (about 1 ms per MB with
+SHA extensions, several times that without) would add time but no
+assurance. Cache writes are atomic (see :mod:`xpnn._files`) and any failure
+just means no cache. Someone who can write the data directory can forge
+both the ``.npy`` and its record: the data directory must be protected like
+the code itself (see ``docs/threat-model.md``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
+import math
 import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write, read_at_most
 from .backends import namespace
-from .download import RemoteFile, data_home, ensure_files, sha256_of
+from .download import RemoteFile, data_home, ensure_files, read_verified
 from .errors import DataError
-from .idx import read_idx
+from .idx import DEFAULT_MAX_BYTES, parse_idx
 
 __all__ = ["MNIST_FILES", "load_mnist", "load_mnist_labels", "load_mnist_split"]
 
@@ -31,8 +54,8 @@ _MIRRORS = (
 )
 
 
-def _remote(name: str, sha256: str) -> RemoteFile:
-    return RemoteFile(name, sha256, tuple(m + name for m in _MIRRORS))
+def _remote(name: str, sha256: str, size: int) -> RemoteFile:
+    return RemoteFile(name, sha256, tuple(m + name for m in _MIRRORS), size)
 
 
 #: The four MNIST files by (split, kind), pinned by SHA-256.
@@ -40,22 +63,29 @@ MNIST_FILES = {
     ("train", "images"): _remote(
         "train-images-idx3-ubyte.gz",
         "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        9912422,
     ),
     ("train", "labels"): _remote(
         "train-labels-idx1-ubyte.gz",
         "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        28881,
     ),
     ("test", "images"): _remote(
         "t10k-images-idx3-ubyte.gz",
         "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        1648877,
     ),
     ("test", "labels"): _remote(
         "t10k-labels-idx1-ubyte.gz",
         "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        4542,
     ),
 }
 _SPLITS = ("train", "test")
 _CACHE_DIR = "decoded"
+_CACHE_FORMAT = 2
+_MAX_RECORD_BYTES = 1 << 14
+_NPY_HEADER_BYTES = 1 << 14
 
 
 def _check_mnist(array: np.ndarray, kind: str, path: Path) -> None:
@@ -76,54 +106,140 @@ def _cache_paths(source: Path) -> tuple[Path, Path]:
     return folder / f"{stem}.npy", folder / f"{stem}.json"
 
 
-def _source_key(source: Path) -> dict[str, int]:
-    stat = source.stat()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-
-
-def _read_cache(source: Path, kind: str) -> np.ndarray | None:
-    npy, meta = _cache_paths(source)
+def _checksum_function() -> tuple[str, Callable[[Any], str]]:
+    """The fastest content checksum available: XXH3-128 (about 50 GB/s), else BLAKE2b."""
     try:
-        info = json.loads(meta.read_text())
-        if info.get("source") != _source_key(source):
-            return None
-        array = np.load(npy, allow_pickle=False)
-        if list(array.shape) != info["shape"] or array.dtype != np.uint8:
-            return None
-        _check_mnist(array, kind, npy)
-    except (OSError, ValueError, KeyError, TypeError, DataError):
+        import xxhash
+    except ImportError:
+        return "blake2b", lambda data: hashlib.blake2b(data, digest_size=16).hexdigest()
+    return "xxh3_128", xxhash.xxh3_128_hexdigest
+
+
+def _checksum(data: Any) -> str:
+    name, function = _checksum_function()
+    return f"{name}:{function(data)}"
+
+
+def _source_record(remote: RemoteFile, status: os.stat_result) -> dict[str, Any]:
+    """What identifies the verified source: its pin and its file status at verification."""
+    return {
+        "name": remote.name,
+        "sha256": remote.sha256,
+        "size": status.st_size,
+        "mtime_ns": status.st_mtime_ns,
+        "inode": status.st_ino,
+        "device": status.st_dev,
+    }
+
+
+def _cache_folder_usable(folder: Path) -> bool:
+    """The cache folder must be a real directory, not a link planted to elsewhere."""
+    try:
+        return stat.S_ISDIR(os.lstat(folder).st_mode)
+    except OSError:
+        return False
+
+
+def _npy_from_memory(buffer: np.ndarray, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The uint8 array in an in-memory ``.npy`` (a view, no copy), or None if its header disagrees.
+
+    Only the first 16 KiB are parsed as the header (NumPy refuses longer headers).
+    """
+    stream = io.BytesIO(buffer[:_NPY_HEADER_BYTES].tobytes())
+    version = np.lib.format.read_magic(stream)
+    if version == (1, 0):
+        header = np.lib.format.read_array_header_1_0(stream)
+    elif version == (2, 0):
+        header = np.lib.format.read_array_header_2_0(stream)
+    else:
         return None
-    return array
+    declared, fortran, dtype = header
+    offset = stream.tell()
+    if declared != shape or fortran or dtype != np.uint8:
+        return None
+    if len(buffer) - offset != math.prod(shape):
+        return None
+    return buffer[offset:].reshape(shape)
 
 
-def _write_cache(source: Path, array: np.ndarray) -> None:
+def _read_cache(remote: RemoteFile, source: Path, kind: str) -> np.ndarray | None:
+    """The cached decoding of ``source``, or None when it cannot be proven to be that."""
+    npy, meta = _cache_paths(source)
+    if not _cache_folder_usable(npy.parent):
+        return None
+    try:
+        with open(meta, "rb") as f:
+            raw = read_at_most(f, _MAX_RECORD_BYTES)
+        info = json.loads(raw) if len(raw) <= _MAX_RECORD_BYTES else None
+        if not isinstance(info, dict) or info.get("format") != _CACHE_FORMAT:
+            return None
+        if info.get("source") != _source_record(remote, os.stat(source)):
+            return None
+        entry = info.get("npy")
+        if not isinstance(entry, dict):
+            return None
+        size, checksum, shape = entry.get("size"), entry.get("checksum"), entry.get("shape")
+        if not (
+            type(size) is int
+            and 0 < size <= DEFAULT_MAX_BYTES
+            and isinstance(checksum, str)
+            and checksum.startswith(_checksum_function()[0] + ":")
+            and isinstance(shape, list)
+            and all(type(n) is int and n >= 0 for n in shape)
+        ):
+            return None
+        with open(npy, "rb") as f:
+            if os.fstat(f.fileno()).st_size != size:
+                return None
+            buffer = np.empty(size, dtype=np.uint8)  # filled by the read, no zeroing
+            if f.readinto(buffer.data) != size:
+                return None
+        if _checksum(buffer) != checksum:
+            return None
+        array = _npy_from_memory(buffer, tuple(shape))
+        if array is not None:
+            _check_mnist(array, kind, npy)
+        return array
+    except (OSError, ValueError, TypeError, RecursionError, MemoryError, DataError):
+        # Unreadable, not JSON, JSON nested too deep, a bad .npy header ... : rebuild.
+        return None
+
+
+def _write_cache(
+    remote: RemoteFile, source: Path, status: os.stat_result, array: np.ndarray
+) -> None:
+    """Cache ``array`` (decoded from ``source`` as verified) atomically; never fail."""
     npy, meta = _cache_paths(source)
     try:
         npy.parent.mkdir(exist_ok=True)
-        tmp = npy.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, array, allow_pickle=False)
-        os.replace(tmp, npy)
-        info = {"source": _source_key(source), "shape": list(array.shape)}
-        tmp_meta = meta.with_suffix(f".tmp{os.getpid()}")
-        tmp_meta.write_text(json.dumps(info))
-        os.replace(tmp_meta, meta)
+        if not _cache_folder_usable(npy.parent):
+            return
+        buffer = io.BytesIO()
+        np.lib.format.write_array(buffer, array, allow_pickle=False)
+        payload = buffer.getbuffer()
+        info = {
+            "format": _CACHE_FORMAT,
+            "source": _source_record(remote, status),
+            "npy": {
+                "size": payload.nbytes,
+                "checksum": _checksum(payload),
+                "shape": list(array.shape),
+            },
+        }
+        atomic_write(npy, payload)  # the array first: a record never names a missing file
+        atomic_write(meta, json.dumps(info, indent=1).encode())
     except OSError:
-        pass  # a read-only data directory: no cache, every load decodes
+        pass  # read-only or full disk, a directory in the way ...: no cache, nothing left
 
 
 def _decode(remote: RemoteFile, source: Path, kind: str) -> np.ndarray:
-    cached = _read_cache(source, kind)
+    cached = _read_cache(remote, source, kind)
     if cached is not None:
         return cached
-    actual = sha256_of(source)
-    if actual != remote.sha256:
-        raise DataError(
-            f"{source}: SHA-256 {actual} does not match the expected {remote.sha256}; "
-            "the file is corrupt or not the MNIST file: delete it and load again"
-        )
-    array = read_idx(source)
+    data, status = read_verified(remote, source)  # hashed ...
+    array = parse_idx(data, source)  # ... and parsed: the same bytes
     _check_mnist(array, kind, source)
-    _write_cache(source, array)
+    _write_cache(remote, source, status, array)
     return array
 
 
