@@ -141,9 +141,19 @@ def run_guarded(run: Callable[[Any], int], args: Any, prog: str) -> int:
         _say(f"{prog}: error: {one_line(err)}")
         return 2
     except KeyboardInterrupt:
+        _ignore_further_interrupts()
         _say(f"{prog}: interrupted")
         return 130
     return code
+
+
+def _ignore_further_interrupts() -> None:
+    """On the way out after Ctrl-C, a second one must not cut the exit short."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _say(line: str) -> None:
