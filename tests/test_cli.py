@@ -111,7 +111,9 @@ def test_the_readme_lists_every_eval_option():
 
 def test_nothing_shipped_imports_tests_or_edits_the_path():
     files = [*sorted((ROOT / "xpnn").rglob("*.py"))]
-    files += [ROOT / "scripts" / f"{name}.py" for name in ("eval", "plot_activations", "show_mnist")]
+    files += [
+        ROOT / "scripts" / f"{name}.py" for name in ("eval", "plot_activations", "show_mnist")
+    ]
     test_modules = {p.stem for p in (ROOT / "tests").glob("*.py")} | {"tests", "conftest"}
     for path in files:
         tree = ast.parse(path.read_text(), str(path))
@@ -348,7 +350,7 @@ def test_cluster_refuses_a_service_that_is_not_dask(kind):
         assert "no answer within 1 s" in str(info.value)
 
 
-def test_cluster_accepts_a_real_scheduler():
+def test_cluster_accepts_a_scheduler_and_refuses_a_worker():
     distributed = import_or_skip("distributed", "dask")
     from xpnn.distributed import cluster
 
@@ -357,6 +359,11 @@ def test_cluster_accepts_a_real_scheduler():
     ) as local:
         with cluster(local.scheduler_address, timeout=5.0) as client:
             assert client.submit(sum, [1, 2, 3]).result() == 6
+        # A worker speaks dask's protocol too, but cannot schedule: a one-line refusal.
+        (worker,) = local.scheduler_info["workers"]
+        with pytest.raises(xpnn.BackendError, match="not as a dask scheduler"):  # noqa: SIM117
+            with cluster(worker, timeout=5.0):
+                pass
 
 
 @pytest.mark.parametrize("kind", ["silent", "huge-length"])
