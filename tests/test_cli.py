@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -138,7 +139,7 @@ def test_nothing_shipped_imports_tests_or_edits_the_path():
 def _save_layers(path, sizes):
     rng = np.random.default_rng(0)
     arrays = {}
-    for i, (rows, cols) in enumerate(zip(sizes[:-1], sizes[1:], strict=True), start=1):
+    for i, (rows, cols) in enumerate(itertools.pairwise(sizes), start=1):
         arrays[f"W{i}"] = rng.standard_normal((rows, cols)).astype(np.float32)
         arrays[f"b{i}"] = np.zeros(cols, np.float32)
     np.savez(path, **arrays)
