@@ -418,3 +418,11 @@ def test_ctrl_c_with_workers_is_one_line_and_leaves_no_process(data_dir):
     time.sleep(1)
     alive = [p for p in seen if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], [p.cmdline() for p in alive]
+
+
+def test_notebook_is_stored_without_outputs():
+    notebook = json.loads((ROOT / "docs" / "chapter3.ipynb").read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert code, "no code cells"
+    for cell in code:
+        assert cell["outputs"] == [] and cell["execution_count"] is None

@@ -314,9 +314,14 @@ def cluster(
 
     Examples
     --------
-    >>> with cluster(workers=1) as client:  # doctest: +SKIP
-    ...     len(client.scheduler_info()["workers"])
-    1
+    ``with cluster(workers=4) as client: ...`` scores on 4 local processes;
+    an address where no scheduler answers is refused within ``timeout``:
+
+    >>> with cluster("tcp://127.0.0.1:1", timeout=0.5):  # doctest: +ELLIPSIS
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    xpnn.errors.BackendError: ...
     """
     import importlib
 
