@@ -287,6 +287,14 @@ def test_empty_data_dir_option_and_variable_mean_the_same(tmp_path):
     assert one_line_exit_2(by_option) == line
 
 
+def test_data_dir_that_is_a_file_is_one_line(tmp_path):
+    a_file = tmp_path / "data"
+    a_file.write_text("not a directory")
+    # Downloads allowed: the directory is made before anything is fetched.
+    out = run_xpnn("eval", "--data-dir", str(a_file), env={"XPNN_OFFLINE": "0"})
+    one_line_exit_2(out, str(a_file))
+
+
 def test_empty_data_dir_option_falls_back_to_the_variable(data_dir):
     out = run_xpnn("eval", "--quiet", "--data-dir", "", env={"XPNN_DATA_DIR": data_dir})
     assert out.returncode == 0, out.stderr

@@ -123,8 +123,8 @@ def guarded_stdout() -> Iterator[None]:
 def run_guarded(run: Callable[[Any], int], args: Any, prog: str) -> int:
     """Call ``run(args)`` under the command-line error rule; return the exit status.
 
-    xpnn's own errors and :class:`CommandError` print ``prog: error: ...`` on one
-    line and give 2; Ctrl-C prints ``prog: interrupted`` and gives 130; a reader
+    xpnn's own errors, :class:`CommandError` and operating-system errors print
+    ``prog: error: ...`` on one line and give 2; Ctrl-C prints ``prog: interrupted`` and gives 130; a reader
     that closed standard output early gives 2 silently; any other failure to
     write the output (a full disk) is one line and 2.
     """
@@ -138,6 +138,9 @@ def run_guarded(run: Callable[[Any], int], args: Any, prog: str) -> int:
             _say(f"{prog}: error: {err}")
         return 2
     except (XpnnError, CommandError) as err:
+        _say(f"{prog}: error: {one_line(err)}")
+        return 2
+    except OSError as err:  # the file system said no (a file where a directory should be, ...)
         _say(f"{prog}: error: {one_line(err)}")
         return 2
     except KeyboardInterrupt:
