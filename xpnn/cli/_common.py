@@ -124,8 +124,10 @@ def run_guarded(run: Callable[[Any], int], args: Any, prog: str) -> int:
     """Call ``run(args)`` under the command-line error rule; return the exit status.
 
     xpnn's own errors, :class:`CommandError` and operating-system errors print
-    ``prog: error: ...`` on one line and give 2; Ctrl-C prints ``prog: interrupted`` and gives 130; a reader
-    that closed standard output early gives 2 silently; any other failure to
+    ``prog: error: ...`` on one line and give 2; Ctrl-C prints
+    ``prog: interrupted``, ignores any further Ctrl-C (the process is about to
+    exit) and gives 130; a reader that closed standard output early gives 2
+    silently; any other failure to
     write the output (a full disk) is one line and 2.
     """
     try:
