@@ -337,6 +337,8 @@ def fake_service(reply):
             conn.close()
 
 
+NO_SCHEDULER = "could not connect to the dask scheduler at"
+
 NOT_DASK = {
     "garbage": b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n" * 4,
     "huge-length": struct.pack("<Q", 2**62) + b"\0" * 64,  # 4 EiB announced
@@ -350,7 +352,7 @@ def test_cluster_refuses_a_service_that_is_not_dask(kind):
     from xpnn.distributed import cluster
 
     with fake_service(NOT_DASK[kind]) as (address, accepted):
-        with pytest.raises(xpnn.BackendError, match="no dask scheduler at") as info:  # noqa: SIM117
+        with pytest.raises(xpnn.BackendError, match=NO_SCHEDULER) as info:  # noqa: SIM117
             with cluster(address, timeout=1.0):
                 pass
         assert accepted, "the client never connected"
@@ -381,7 +383,7 @@ def test_eval_with_a_scheduler_that_is_not_dask_is_one_line(kind, data_dir):
     with fake_service(NOT_DASK[kind]) as (address, _):
         out = run_xpnn("eval", "--backend", "dask", "--scheduler", address, "--data-dir", data_dir,
                        timeout=120)  # fmt: skip
-    one_line_exit_2(out, "no dask scheduler at", address)
+    one_line_exit_2(out, NO_SCHEDULER, address)
 
 
 @pytest.mark.parametrize("scheme", ["tls", "ucx"])

@@ -234,7 +234,9 @@ def _probe_scheduler(address: str, timeout: float) -> None:
         return asyncio.run(asyncio.wait_for(identity(), timeout))
 
     def fail(reason: str) -> BackendError:
-        return BackendError(f"no dask scheduler at {address!r}: {' '.join(reason.split())}")
+        return BackendError(
+            f"could not connect to the dask scheduler at {address!r}: {' '.join(reason.split())}"
+        )
 
     scheme = address.partition("://")[0] if "://" in address else "tcp"
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xpnn-probe") as pool:
