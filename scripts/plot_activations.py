@@ -20,4 +20,5 @@ except ModuleNotFoundError as err:
     )
     sys.exit(2)
 
-run_script("plot-activations")
+if __name__ == "__main__":  # worker processes (dask) import this file again: run once
+    run_script("plot-activations")

@@ -126,3 +126,13 @@ def test_figure_scripts_take_the_command_options(script, data_dir, tmp_path):
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "figure.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_script_starts_worker_processes(data_dir):
+    # Worker processes import the script again: it must run its command only once.
+    import_or_skip("distributed", "dask")
+    out = run_eval("--backend", "dask", "--workers", "1", "--json", "--data-dir", data_dir)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["correct"] == 9352 and report["device"] == "cluster of 1 worker(s)"
+    assert out.stderr == ""
