@@ -248,11 +248,12 @@ def test_show_mnist_refuses_a_start_outside_the_test_set():
 # -- standard output that goes away ------------------------------------------------------
 
 
-def test_stdout_closed_early_is_a_quiet_exit(data_dir):
+@pytest.mark.parametrize("args", [["--json"], ["--help"]], ids=["report", "help"])
+def test_stdout_closed_early_is_a_quiet_exit(args, data_dir):
     read_end, write_end = os.pipe()
-    os.close(read_end)  # like `xpnn eval | true`: the reader is gone before the report
+    os.close(read_end)  # like `xpnn eval | true`: the reader is gone before the output
     try:
-        out = run_xpnn("eval", "--json", "--data-dir", data_dir, stdout=write_end)
+        out = run_xpnn("eval", *args, "--data-dir", data_dir, stdout=write_end)
     finally:
         os.close(write_end)
     assert out.returncode == 2

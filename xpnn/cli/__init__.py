@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, NoReturn
 
-from ._common import ArgumentParser, OutputError, quiet_stdout, run_guarded
+from ._common import ArgumentParser, quiet_stdout, run_guarded
 
 __all__ = ["COMMANDS", "Command", "main", "run_script"]
 
@@ -146,11 +146,9 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "xpnn") -> int:
         0 on success, 2 on any error (one line on stderr), 130 on Ctrl-C.
     """
     parser = _build_parser(prog)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as stop:  # --help, --version and usage errors
-        code = stop.code if isinstance(stop.code, int) else 0
-        return _finish(code)
+    args = _parse(parser, argv)
+    if isinstance(args, int):
+        return args
     return _finish(run_guarded(args.run, args, f"{prog} {args.command}"))
 
 
@@ -171,19 +169,27 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
     prog = os.path.basename(sys.argv[0]) or name
     parser = ArgumentParser(prog=prog, **command.parser_texts())
     module.configure(parser)
-    try:
-        args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    except SystemExit as stop:
-        sys.exit(_finish(stop.code if isinstance(stop.code, int) else 0))
+    args = _parse(parser, sys.argv[1:] if argv is None else argv)
+    if isinstance(args, int):
+        sys.exit(args)
     sys.exit(_finish(run_guarded(module.run, args, prog)))
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit status after ``--help``, ``--version`` or a usage error."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as stop:
+        return _finish(stop.code if isinstance(stop.code, int) else 0)
+    except OSError:  # --help into a closed pipe
+        quiet_stdout()
+        return 2
 
 
 def _finish(code: int) -> int:
     """Flush standard output; a reader that went away is not an error worth a traceback."""
     try:
         sys.stdout.flush()
-    except OutputError:
-        return 2
     except OSError:
         quiet_stdout()
         return 2
