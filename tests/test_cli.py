@@ -256,8 +256,9 @@ def test_stdout_closed_early_is_a_quiet_exit(args, data_dir):
         out = run_xpnn("eval", *args, "--data-dir", data_dir, stdout=write_end)
     finally:
         os.close(write_end)
-    assert out.returncode == 2
     assert out.stderr == ""
+    # argparse itself ignores a failed write of the help text; a lost report is status 2.
+    assert out.returncode == (0 if "--help" in args else 2)
 
 
 def test_stdout_on_a_full_disk_is_one_line(data_dir):
