@@ -1,38 +1,24 @@
 #!/usr/bin/env python
-"""Draw the chapter's activation functions (sigmoid and step, ReLU) with xpnn.
+"""Draw the chapter's activation functions: `xpnn plot-activations`.
 
-python scripts/plot_activations.py --out docs/activations.png --backend torch
+The same options as the installed command; run ``python scripts/plot_activations.py --help``.
+Needs xpnn importable: installed (``pip install -e .`` in the clone), or run
+``python -m xpnn plot-activations`` from the clone's root instead.
 """
 
-from __future__ import annotations
-
-import argparse
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+try:
+    from xpnn.cli import run_script
+except ModuleNotFoundError as err:
+    if err.name != "xpnn":
+        raise
+    print(
+        f"{sys.argv[0]}: error: the xpnn package is not importable; install the clone "
+        "(pip install -e .) or run 'python -m xpnn plot-activations' from its root",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
-import xpnn
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="activations.png", help="PNG file to write")
-    parser.add_argument("--backend", default=None, help="backend to compute with")
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--dpi", type=int, default=80)
-    args = parser.parse_args(argv)
-    try:
-        from xpnn.plot import activation_figure
-
-        fig = activation_figure(args.backend, args.device)
-    except (xpnn.XpnnError, ImportError) as err:
-        print(f"plot_activations.py: error: {err}", file=sys.stderr)
-        return 2
-    fig.savefig(args.out, dpi=args.dpi)
-    print(args.out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # worker processes (dask) import this file again: run once
+    run_script("plot-activations")

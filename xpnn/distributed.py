@@ -205,48 +205,160 @@ def mnist_dask(
     return part(0, (row_chunks, (784,))), part(1, (row_chunks,))
 
 
+def _probe_scheduler(address: str, timeout: float) -> None:
+    """Check within ``timeout`` seconds that a dask scheduler answers at ``address``.
+
+    One connection, dask's handshake and an ``identity`` request, all under a
+    single deadline: a service that accepts and then says nothing, sends
+    garbage, or announces a message too large to allocate is refused in time.
+    Runs in a thread of its own, so that it works inside a running event loop.
+    """
+    import asyncio
+    import concurrent.futures
+    import importlib
+
+    # distributed has no type hints: typed as Any on purpose.
+    connect: Any = importlib.import_module("distributed.comm").connect
+    security: Any = importlib.import_module("distributed.security").Security
+
+    async def identity() -> Any:
+        options = security().get_connection_args("client")  # TLS settings from dask's config
+        comm = await connect(address, timeout=timeout, **options)
+        try:
+            await comm.write({"op": "identity", "reply": True})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    def ask() -> Any:
+        return asyncio.run(asyncio.wait_for(identity(), timeout))
+
+    def fail(reason: str) -> BackendError:
+        return BackendError(
+            f"could not connect to the dask scheduler at {address!r}: {' '.join(reason.split())}"
+        )
+
+    scheme = address.partition("://")[0] if "://" in address else "tcp"
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xpnn-probe") as pool:
+        try:
+            reply = pool.submit(ask).result()
+        except (asyncio.TimeoutError, TimeoutError):
+            raise fail(f"no answer within {timeout:g} s") from None
+        except MemoryError:
+            raise fail("the service announced a message too large to receive") from None
+        except Exception as err:  # anything the comm layer raises on a bad peer or address
+            hint = _SCHEME_HINTS.get(scheme, "") if isinstance(err, TypeError) else ""
+            raise fail(f"{type(err).__name__}: {err}{hint}") from None
+    if not isinstance(reply, dict) or reply.get("type") != "Scheduler":
+        raise fail(f"the service there answered {str(reply)[:60]!r}, not as a dask scheduler")
+
+
+# Why an address of these schemes fails with a TypeError inside distributed.
+_SCHEME_HINTS = {
+    "tls": " (tls:// needs certificates in dask's configuration, distributed.comm.tls)",
+    "ucx": " (ucx:// needs the UCX communication package for distributed, distributed-ucxx)",
+}
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """Ignore Ctrl-C (SIGINT) within the block, in the main thread; elsewhere change nothing.
+
+    Used while worker processes start, so that they inherit the ignored
+    signal (an ignored signal stays ignored across ``exec``): a terminal
+    sends Ctrl-C to every process of the foreground group, and workers that
+    received it would print tracebacks of their own. Also used while the
+    cluster closes after an interrupt, so that a second Ctrl-C cannot leave
+    workers behind.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @contextlib.contextmanager
 def cluster(
     scheduler: str | None = None, workers: int | None = None, *, timeout: float = 5.0
 ) -> Iterator[Any]:
     """Connect to a running dask scheduler, or start a local cluster, for a ``with`` block.
 
-    ``scheduler`` is an address such as ``tcp://scheduler-host:8786``; ``workers``
-    starts a :class:`distributed.LocalCluster` of that many single-threaded
-    worker processes on 127.0.0.1, closed at the end. Yields the client.
+    Parameters
+    ----------
+    scheduler : str or None
+        Address of a running scheduler, such as ``tcp://scheduler-host:8786``
+        (``tls://`` addresses use the TLS settings of dask's configuration).
+    workers : int or None
+        Instead, start a :class:`distributed.LocalCluster` of this many
+        single-threaded worker processes on 127.0.0.1, closed at the end.
+        Worker processes ignore Ctrl-C; this process handles it and closes them
+        (a Ctrl-C while they start is not seen).
+    timeout : float
+        Seconds allowed for reaching the scheduler, handshake included.
+
+    Yields
+    ------
+    distributed.Client
 
     Raises
     ------
     BackendError
-        When the scheduler cannot be reached within ``timeout`` seconds.
+        When no dask scheduler answers at ``scheduler`` within ``timeout``
+        seconds (unreachable, not a dask scheduler, unsupported address), or
+        when ``distributed`` is not installed.
+
+    Examples
+    --------
+    ``with cluster(workers=4) as client: ...`` scores on 4 local processes;
+    an address where no scheduler answers is refused within ``timeout``:
+
+    >>> with cluster("tcp://127.0.0.1:1", timeout=0.5):  # doctest: +ELLIPSIS
+    ...     pass
+    Traceback (most recent call last):
+    ...
+    xpnn.errors.BackendError: ...
     """
+    import importlib
+
     try:
-        from distributed import Client, LocalCluster
+        dist: Any = importlib.import_module("distributed")  # untyped library: Any on purpose
     except ImportError:
         raise BackendError("dask clusters need distributed: pip install 'xpnn[dask]'") from None
     if (scheduler is None) == (workers is None):
         raise ValueError("give either a scheduler address or a number of workers")
     if scheduler is not None:
+        _probe_scheduler(scheduler, timeout)
         try:
-            client = Client(scheduler, timeout=timeout)
-        except (OSError, TimeoutError, ValueError) as err:
+            client = dist.Client(scheduler, timeout=timeout)
+        except Exception as err:  # the probe passed: this is rare, and must stay one line
             raise BackendError(
                 f"could not connect to the dask scheduler at {scheduler!r} within "
-                f"{timeout:g} s ({type(err).__name__}: {err})"
+                f"{timeout:g} s ({type(err).__name__}: {' '.join(str(err).split())})"
             ) from None
         with client:
             yield client
         return
-    if workers < 1:
+    if workers is None or workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    with (
-        LocalCluster(
+    with _interrupts_ignored():  # Ctrl-C while the workers start is not seen
+        local = dist.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
             dashboard_address=":0",  # a free port, never a fixed one
-        ) as local,
-        Client(local) as client,
-    ):
+        )
+        client = dist.Client(local)
+    try:
         yield client
+    finally:
+        with _interrupts_ignored():
+            client.close()
+            local.close()

@@ -6,11 +6,13 @@ after :func:`xpnn.to_numpy`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Score", "confusion_matrix", "score", "score_matrix"]
+__all__ = ["Score", "confusion_matrix", "format_report", "score", "score_matrix"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> np.ndarray:
@@ -46,7 +48,8 @@ class Score:
     per_class_accuracy: list[float]
     confusion_matrix: list[list[int]]
 
-    def as_dict(self) -> dict[str, object]:
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -80,3 +83,43 @@ def score_matrix(matrix: np.ndarray) -> Score:
         per_class_accuracy=per_class,
         confusion_matrix=matrix.tolist(),
     )
+
+
+def format_report(report: Mapping[str, Any], quiet: bool = False) -> str:
+    """The text form of an evaluation report (the dict that ``xpnn eval --json`` prints).
+
+    Parameters
+    ----------
+    report : mapping
+        ``backend``, ``device``, ``dtype``, ``batch_size``, the fields of
+        :class:`Score`, ``images_per_second``, ``forward_seconds`` and
+        ``wall_seconds``; with ``quiet`` only ``accuracy``, ``correct`` and ``n``.
+    quiet : bool
+        Only the accuracy line.
+
+    Examples
+    --------
+    >>> print(format_report({"accuracy": 0.75, "correct": 3, "n": 4}, quiet=True))
+    accuracy: 0.7500 (3/4)
+    """
+    line = f"accuracy: {report['accuracy']:.4f} ({report['correct']}/{report['n']})"
+    if quiet:
+        return line
+    classes = len(report["per_class_accuracy"])
+    lines = [
+        f"backend: {report['backend']}  device: {report['device']}  dtype: {report['dtype']}  "
+        f"batch size: {report['batch_size']}",
+        line,
+        "per-class accuracy:",
+        *(f"  {digit}: {acc:.4f}" for digit, acc in enumerate(report["per_class_accuracy"])),
+        "confusion matrix (rows: true digit, columns: predicted digit):",
+        "      " + "".join(f"{d:>6}" for d in range(classes)),
+        *(
+            f"  {digit:>2}  " + "".join(f"{c:>6}" for c in row)
+            for digit, row in enumerate(report["confusion_matrix"])
+        ),
+        f"speed: {report['images_per_second']:,.0f} images/s "
+        f"(forward {report['forward_seconds'] * 1e3:.1f} ms), "
+        f"wall time {report['wall_seconds']:.2f} s",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Draw the chapter's activation functions (sigmoid and step, ReLU) with xpnn.
+
+examples:
+  xpnn plot-activations --out activations.png
+  xpnn plot-activations --backend torch --out docs/activations.png
+
+Errors print one line on stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import atomic_output, check_output_file, image_format
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``xpnn plot-activations`` to ``parser``."""
+    parser.add_argument(
+        "--out",
+        default="activations.png",
+        metavar="FILE",
+        help="image to write; its suffix picks the format (default: activations.png)",
+    )
+    parser.add_argument(
+        "--backend",
+        default=None,
+        metavar="NAME",
+        help="backend to compute with (default: $XPNN_BACKEND, else numpy)",
+    )
+    parser.add_argument(
+        "--device", default=None, metavar="DEVICE", help="device (default: the backend's)"
+    )
+    parser.add_argument(
+        "--dpi", type=int, default=80, help="resolution of a raster image (default: 80)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Draw the figure and write it; print the file name."""
+    out = check_output_file(args.out, "--out")
+    fmt = image_format(out, "--out")
+    from ..plot import activation_figure
+
+    with atomic_output(out) as stream:  # the temporary is made first: checked before the work
+        figure = activation_figure(args.backend, args.device)
+        figure.savefig(stream, format=fmt, dpi=args.dpi)
+    print(args.out)
+    return 0
