@@ -3,6 +3,7 @@
 
     XPNN_BACKEND=cupy python scripts/eval.py
     python scripts/eval.py --backend torch --dtype float64 --json
+    python scripts/eval.py --backend onnxruntime --device cuda --weights model.onnx
 
 Prints the backend, device, dtype, accuracy, per-class accuracy, the confusion
 matrix, images/s and wall time. Errors (bad flags, unknown backend, missing
@@ -35,7 +36,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backend",
         default=None,
-        help=f"one of {', '.join(xpnn.BACKENDS)} (default: $XPNN_BACKEND, else numpy)",
+        help=f"one of {', '.join(xpnn.BACKENDS)}, or onnxruntime to export the network "
+        "(or read --weights model.onnx) and score it with ONNX Runtime "
+        "(default: $XPNN_BACKEND, else numpy)",
     )
     parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: backend's)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16"])
@@ -44,7 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--data-dir", default=None, help="MNIST directory (default: $XPNN_DATA_DIR)"
     )
     parser.add_argument(
-        "--weights", default=None, help=".safetensors/.npz/.pkl file (default: the book's)"
+        "--weights",
+        default=None,
+        help=".safetensors/.npz/.pkl file, or .onnx with --backend onnxruntime "
+        "(default: the book's)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON report instead")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, accuracy only")
@@ -75,6 +81,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.workers is not None and args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
     cluster = args.scheduler or args.workers
+    if _is_onnxruntime(args.backend):
+        if cluster or args.plot:
+            parser.error("--scheduler, --workers and --plot are not available with onnxruntime")
+        return args
+    if args.weights and args.weights.lower().endswith(".onnx"):
+        parser.error("a .onnx model is scored with --backend onnxruntime")
     if cluster and xpnn.backends.backend_name(args.backend) != "dask":
         parser.error("--scheduler and --workers need --backend dask")
     if cluster and args.plot:
@@ -97,9 +109,35 @@ def _progress(total: int, enabled: bool) -> Any:
     return tqdm(total=total, unit="img", desc="classifying", leave=False)
 
 
+def _is_onnxruntime(backend: str | None) -> bool:
+    name = backend if backend is not None else os.environ.get("XPNN_BACKEND", "")
+    return name.strip().lower() == "onnxruntime"
+
+
+def run_onnxruntime(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """Export the network (or read a .onnx) and score it with ONNX Runtime."""
+    from xpnn.ort import mnist_runner
+
+    runner = mnist_runner(
+        args.weights, data_dir=args.data_dir, dtype=args.dtype, device=args.device or "cpu"
+    )
+    x, t = xpnn.load_mnist_split("test", normalize=False, data_dir=args.data_dir, backend="numpy")
+    x = runner.from_pixels(x)
+    forward_started = time.perf_counter()
+    predictions = runner.classify(x, batch_size=args.batch_size)
+    forward_seconds = time.perf_counter() - forward_started
+    report = _report(
+        args, "onnxruntime", runner.device, score(t, predictions), forward_seconds, started
+    )
+    report["dtype"] = runner.dtype
+    return report
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Load, classify and score; return the report."""
     started = time.perf_counter()
+    if _is_onnxruntime(args.backend):
+        return run_onnxruntime(args, started)
     backend = xpnn.backends.backend_name(args.backend)
     if backend == "jax" and args.dtype == "float64":
         import jax
