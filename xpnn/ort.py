@@ -110,8 +110,8 @@ class OnnxRunner:
     --------
     >>> import xpnn
     >>> runner = OnnxRunner.from_network(xpnn.init_network(), output="labels")
-    >>> runner.classify([[1.0, 0.5], [-1.0, 3.0]])
-    array([1, 1])
+    >>> runner.classify([[1.0, 0.5], [-1.0, 3.0]]).tolist()
+    [1, 1]
     """
 
     def __init__(
@@ -318,9 +318,12 @@ def mnist_runner(
 
     Examples
     --------
-    >>> runner = mnist_runner()  # doctest: +SKIP
-    >>> runner
-    OnnxRunner(the ONNX model, (batch, 784) uint8 -> labels, device='cpu')
+    >>> import pathlib, tempfile, numpy as np, xpnn
+    >>> linear = xpnn.Network({"W1": np.zeros((784, 10)), "b1": np.arange(10.0)})
+    >>> path = xpnn.export_onnx(linear, pathlib.Path(tempfile.mkdtemp()) / "linear.onnx")
+    >>> runner = mnist_runner(path)
+    >>> runner.classify(np.zeros((2, 784), dtype=np.float32)).tolist()
+    [9, 9]
     """
     from .weights import load_weights, pretrained_network
 
