@@ -320,7 +320,11 @@ def test_runner_on_cuda_scores_9352(book, mnist):
     try:
         runner = OnnxRunner.from_network(book, input_dtype="uint8", output="labels", device="cuda")
     except xpnn.BackendError as err:
-        pytest.skip(f"no CUDA for ONNX Runtime here: {err}")
+        # Skipped by capability; XPNN_TEST_REQUIRE=onnxruntime-cuda makes it a failure.
+        required = [v.strip() for v in os.environ.get("XPNN_TEST_REQUIRE", "").split(",")]
+        if "onnxruntime-cuda" in required:
+            pytest.fail(f"required backend onnxruntime-cuda is unavailable: {err}")
+        pytest.skip(f"onnxruntime-cuda: {err}")
     assert runner.device == "cuda:0"
     assert runner.session.get_providers()[0] == "CUDAExecutionProvider"
     assert int((runner.classify(x) == t).sum()) == 9352
