@@ -155,6 +155,107 @@ def _shorten_names(model: Any) -> None:
             tensor.name = rename(tensor.name)
 
 
+def _constants(graph: Any) -> dict[str, Any]:
+    """Values of the graph's ``Constant`` nodes, by output name, as NumPy arrays."""
+    from onnx import numpy_helper
+
+    found = {}
+    for node in graph.node:
+        if node.op_type == "Constant" and [a.name for a in node.attribute] == ["value"]:
+            found[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+    return found
+
+
+def _plain_matmul(node: Any, constants: dict[str, Any]) -> Any | None:
+    """The ``MatMul`` inside ndonnx's empty-input guard, if ``node`` is one, else None.
+
+    ndonnx puts every matrix product in ``If(size(a) * size(b) == 0, zeros,
+    MatMul(a, b))`` for a runtime that once failed on empty inputs. With
+    ``b`` a constant weight matrix without empty axes, ``a`` is empty only
+    when it has no rows, and ``MatMul`` itself returns the same empty result.
+    """
+    import onnx
+
+    if node.op_type != "If":
+        return None
+    branches = {a.name: a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH}
+    body = branches.get("else_branch")
+    if body is None or len(body.output) != 1 or len(node.output) != 1:
+        return None
+    producers = {out: n for n in body.node for out in n.output}
+    name = body.output[0].name
+    while name in producers and producers[name].op_type == "Identity":
+        name = producers[name].input[0]
+    matmul = producers.get(name)
+    if matmul is None or matmul.op_type != "MatMul" or len(body.node) > 3:
+        return None
+    weights = constants.get(matmul.input[1])
+    if weights is None or weights.ndim != 2 or 0 in weights.shape:
+        return None
+    return onnx.helper.make_node("MatMul", list(matmul.input), list(node.output), name=node.name)
+
+
+def _is_one(name: str, constants: dict[str, Any]) -> bool:
+    value = constants.get(name)
+    return value is not None and value.size == 1 and bool(value.reshape(()) == 1)
+
+
+def _sigmoid(node: Any, producers: dict[str, Any], constants: dict[str, Any]) -> Any | None:
+    """``Sigmoid(v)`` if ``node`` computes ``1 / (1 + exp(-v))``, else None."""
+    import onnx
+
+    if node.op_type != "Div" or not _is_one(node.input[0], constants):
+        return None
+    add = producers.get(node.input[1])
+    if add is None or add.op_type != "Add":
+        return None
+    one, other = add.input if _is_one(add.input[0], constants) else add.input[::-1]
+    exp = producers.get(other)
+    if not _is_one(one, constants) or exp is None or exp.op_type != "Exp":
+        return None
+    neg = producers.get(exp.input[0])
+    if neg is None or neg.op_type != "Neg":
+        return None
+    return onnx.helper.make_node("Sigmoid", [neg.input[0]], list(node.output), name=node.name)
+
+
+def _used_names(graph: Any) -> set[str]:
+    """Every value name read by the graph's nodes (and their subgraphs) or returned."""
+    used = {value.name for value in graph.output}
+    for inner in _graphs(graph):
+        for node in inner.node:
+            used.update(node.input)
+        used.update(value.name for value in inner.output)
+    return used
+
+
+def _simplify(model: Any) -> None:
+    """Rewrite the traced graph into the operators ONNX Runtime fuses best.
+
+    Two rewrites, each to an exactly equivalent standard operator: ndonnx's
+    guarded matrix products become plain ``MatMul`` (see :func:`_plain_matmul`),
+    and the book's ``1 / (1 + exp(-v))`` becomes ``Sigmoid(v)``; then nodes
+    whose results nobody reads are dropped. ONNX Runtime fuses ``MatMul``,
+    ``Add`` and ``Sigmoid`` into one ``FusedGemm`` kernel, as for a graph
+    written by hand. A graph that matches neither pattern is left as traced.
+    """
+    graph = model.graph
+    constants = _constants(graph)
+    producers = {out: node for node in graph.node for out in node.output}
+    nodes = []
+    for node in graph.node:
+        replacement = _plain_matmul(node, constants) or _sigmoid(node, producers, constants)
+        nodes.append(replacement or node)
+    while True:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        used = _used_names(graph)
+        kept = [node for node in nodes if any(out in used for out in node.output)]
+        if len(kept) == len(nodes):
+            return
+        nodes = kept
+
+
 def _set_shape(value: Any, dims: list[int | str]) -> None:
     shape = value.type.tensor_type.shape
     del shape.dim[:]
@@ -190,6 +291,7 @@ def export_model(
     input_dtype: str = "float32",
     output: str = "logits",
     batch: int | None = None,
+    simplify: bool = True,
 ) -> onnx.ModelProto:
     """Trace ``net`` into a checked ONNX model, in memory.
 
@@ -223,7 +325,8 @@ def export_model(
         )
     onnx_lib = _import_onnx()
     model: onnx.ModelProto = _trace(net, input_dtype, output, batch)
-
+    if simplify:
+        _simplify(model)
     _shorten_names(model)
     rows: int | str = BATCH_AXIS if batch is None else batch
     _set_shape(model.graph.input[0], [rows, net.input_size])
@@ -249,6 +352,7 @@ def export_model(
     )
     props = {entry.key: entry.value for entry in model.metadata_props}
     props.update(_metadata(net, input_dtype, output, batch))
+    props["xpnn.simplified"] = "true" if simplify else "false"
     onnx_lib.helper.set_model_props(model, props)
     try:
         onnx_lib.checker.check_model(model, full_check=True)
@@ -288,6 +392,7 @@ def export_onnx(
     input_dtype: str = "float32",
     output: str = "logits",
     batch: int | None = None,
+    simplify: bool = True,
 ) -> Path:
     """Write ``net`` as an ONNX model traced through its own forward pass.
 
@@ -311,6 +416,11 @@ def export_onnx(
     batch : int or None
         ``None`` gives a dynamic batch axis named ``"batch"``; an integer fixes
         the number of rows.
+    simplify : bool
+        Rewrite two traced patterns into the equivalent single operators
+        ONNX Runtime fuses best: ndonnx's guarded matrix products into plain
+        ``MatMul``, ``1 / (1 + exp(-v))`` into ``Sigmoid``. ``False`` keeps the
+        graph exactly as traced.
 
     Returns
     -------
@@ -336,7 +446,9 @@ def export_onnx(
     True
     """
     target = Path(os.fspath(path))
-    model = export_model(net, input_dtype=input_dtype, output=output, batch=batch)
+    model = export_model(
+        net, input_dtype=input_dtype, output=output, batch=batch, simplify=simplify
+    )
     data = model.SerializeToString()
     try:
         _write_atomically(target, data)
