@@ -192,3 +192,25 @@ def data_dir() -> str:
             pytest.fail(f"XPNN_REQUIRE_DATA is set but {reason}")
         pytest.skip(reason)
     return directory
+
+
+# The docstring examples of the modules that need the ``onnx`` extra are
+# skipped, with the reason, where onnx, onnxruntime or ndonnx is missing
+# (tests/test_onnx.py fails instead where XPNN_TEST_REQUIRE names onnx).
+_ONNX_MODULES = ("export.py", "ort.py")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import importlib.util
+
+    missing = [m for m in ("onnx", "onnxruntime", "ndonnx") if importlib.util.find_spec(m) is None]
+    if not missing:
+        return
+    skip = pytest.mark.skip(reason=f"{', '.join(missing)} not installed (onnx)")
+    for item in items:
+        if (
+            isinstance(item, pytest.DoctestItem)
+            and item.path.name in _ONNX_MODULES
+            and item.path.parent.name == "xpnn"
+        ):
+            item.add_marker(skip)

@@ -19,7 +19,7 @@ from typing import Any
 
 from .activations import identity_function, relu, sigmoid, softmax, step_function
 from .backends import BACKENDS, namespace, to_numpy
-from .errors import BackendError, DataError, WeightsError, XpnnError
+from .errors import BackendError, DataError, OnnxError, WeightsError, XpnnError
 from .network import Network, classify, forward, init_network, predict
 
 __version__ = "0.1.0"
@@ -35,6 +35,8 @@ _LAZY = {
     "convert_pickle": "xpnn.weights",
     "pretrained_network": "xpnn.weights",
     "read_idx": "xpnn.idx",
+    "export_onnx": "xpnn.export",
+    "OnnxRunner": "xpnn.ort",
 }
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "BackendError",
     "DataError",
     "Network",
+    "OnnxError",
     "WeightsError",
     "XpnnError",
     "classify",

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: Backend names accepted by :func:`namespace`, in the order of the README's table.
-BACKENDS = ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict")
+BACKENDS = ("numpy", "cupy", "torch", "jax", "dask", "array_api_strict", "ndonnx")
 
 _ENV_BACKEND = "XPNN_BACKEND"
 
@@ -46,6 +46,7 @@ _INSTALL_HINT = {
     "jax": "pip install 'xpnn[jax]'",
     "dask": "pip install 'xpnn[dask]'",
     "array_api_strict": "pip install 'xpnn[strict]'",
+    "ndonnx": "pip install 'xpnn[onnx]'",
 }
 
 # The namespace module each backend is used through.
@@ -56,6 +57,7 @@ _NAMESPACE_MODULE = {
     "jax": "jax.numpy",
     "dask": "array_api_compat.dask.array",
     "array_api_strict": "array_api_strict",
+    "ndonnx": "ndonnx",
 }
 
 # The library that must import for the backend to exist at all.
@@ -66,6 +68,7 @@ _LIBRARY = {
     "jax": "jax",
     "dask": "dask.array",
     "array_api_strict": "array_api_strict",
+    "ndonnx": "ndonnx",
 }
 
 _CUDA_RE = re.compile(r"^(?:cuda|gpu)(?::(\d+))?$")
@@ -246,6 +249,10 @@ def _resolve_device(name: str, xp: ModuleType, device: Any) -> Any:
         device = device.lower() if device.lower() in ("cpu", "cuda", "gpu") else device
     if name in ("numpy", "dask"):
         return _cpu_only_device(name, device)
+    if name == "ndonnx":
+        # ONNX leaves the device to the runtime: ndonnx has one device object.
+        _cpu_only_device(name, device)
+        return xp.__array_namespace_info__().default_device()
     if name == "cupy":
         if device == "cpu":
             raise BackendError(
@@ -429,6 +436,14 @@ def to_numpy(x: Any) -> np.ndarray:
         return x.get()
     if array_api_compat.is_torch_array(x):
         return x.detach().cpu().numpy()
+    if type(x).__module__.startswith("ndonnx"):
+        try:
+            return np.asarray(x.unwrap_numpy())
+        except ValueError:
+            raise BackendError(
+                "a lazy ndonnx array has no values to copy to the host; "
+                "build it into an ONNX model and run that instead"
+            ) from None
     if _is_strict_array(x):
         import array_api_strict
 

@@ -6,7 +6,7 @@ Every error that xpnn raises on purpose is one of these, so that callers (and
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "DataError", "WeightsError", "XpnnError"]
+__all__ = ["BackendError", "DataError", "OnnxError", "WeightsError", "XpnnError"]
 
 
 class XpnnError(Exception):
@@ -23,7 +23,7 @@ class BackendError(XpnnError, ValueError):
     ...     xpnn.namespace("nunpy")
     ... except xpnn.BackendError as err:
     ...     print(err)  # doctest: +ELLIPSIS
-    unknown backend 'nunpy'; choose one of: numpy, cupy, torch, jax, dask, array_api_strict
+    unknown backend 'nunpy'; choose one of: numpy, cupy, torch, jax, dask, array_api_strict, ndonnx
     """
 
 
@@ -33,3 +33,11 @@ class DataError(XpnnError, ValueError):
 
 class WeightsError(XpnnError, ValueError):
     """A weights file is malformed, unsafe or describes an inconsistent network."""
+
+
+class OnnxError(XpnnError, ValueError):
+    """A network cannot be exported to ONNX, or an ONNX model cannot be used.
+
+    Raised for a network without a graph form, a model file that cannot be
+    written or read, and a model whose input or output does not fit.
+    """

@@ -169,7 +169,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         self._array_type = type(self._layers[0][1])
         self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
         # Only compare devices where a namespace has more than one.
-        self._check_device = self.backend not in ("numpy", "dask")
+        self._check_device = self.backend not in ("numpy", "dask", "ndonnx")
 
     def _place(self, arr: np.ndarray, copy: bool | None = None) -> Any:
         return self.xp.asarray(arr, dtype=self.dtype, device=self.device, copy=copy)

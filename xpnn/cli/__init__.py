@@ -1,4 +1,4 @@
-"""The ``xpnn`` command line: ``xpnn eval``, ``xpnn plot-activations``, ``xpnn show-mnist``.
+"""The ``xpnn`` command line: ``eval``, ``plot-activations``, ``show-mnist``, ``export-onnx``.
 
 Installed as the ``xpnn`` console script and runnable as ``python -m xpnn``;
 the files in a clone's ``scripts/`` directory call :func:`run_script` with
@@ -18,7 +18,7 @@ Examples
 xpnn ...
 0
 >>> [command.name for command in COMMANDS]
-['eval', 'plot-activations', 'show-mnist']
+['eval', 'plot-activations', 'show-mnist', 'export-onnx']
 """
 
 from __future__ import annotations
@@ -89,6 +89,11 @@ COMMANDS: tuple[Command, ...] = (
         "show-mnist",
         "xpnn.cli.show_mnist",
         "draw MNIST test digits with their labels and the network's predictions",
+    ),
+    Command(
+        "export-onnx",
+        "xpnn.cli.export_onnx",
+        "export the network to an ONNX model traced through xpnn's own forward pass",
     ),
 )
 

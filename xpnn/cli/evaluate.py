@@ -5,6 +5,7 @@ matrix, images/s and wall time (or all of it as JSON with --json).
 
 examples:
   xpnn eval
+  xpnn eval --backend onnxruntime --weights model.onnx
   XPNN_BACKEND=torch xpnn eval --device cpu --dtype float64 --batch-size 1000 --json
   xpnn eval --backend dask --workers 4
   xpnn eval --plot figures
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -46,6 +48,9 @@ MNIST_INPUTS, MNIST_CLASSES = 784, 10
 SCHEDULER_TIMEOUT = 5.0
 
 DEFAULT_BATCH_SIZE = 100
+
+#: The --backend name that scores an exported model with ONNX Runtime.
+ONNXRUNTIME = "onnxruntime"
 
 
 def positive_int(text: str) -> int:
@@ -75,7 +80,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--backend",
         default=None,
         metavar="NAME",
-        help=f"array library: {', '.join(backends.BACKENDS)} (default: $XPNN_BACKEND, else numpy)",
+        help=f"array library: {', '.join(backends.BACKENDS)}; or {ONNXRUNTIME} to export the "
+        "network (or read --weights model.onnx) and score it with ONNX Runtime "
+        "(default: $XPNN_BACKEND, else numpy)",
     )
     parser.add_argument(
         "--device",
@@ -110,7 +117,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--weights",
         default=None,
         metavar="FILE",
-        help=".safetensors, .npz or .pkl weights of a 784-...-10 network "
+        help=".safetensors, .npz or .pkl weights of a 784-...-10 network, or a .onnx model "
+        f"with --backend {ONNXRUNTIME} "
         "(default: the book's sample_weight.pkl from the data directory)",
     )
     parser.add_argument(
@@ -147,10 +155,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _is_onnxruntime(backend: str | None) -> bool:
+    name = backend if backend is not None else os.environ.get("XPNN_BACKEND", "")
+    return name.strip().lower() == ONNXRUNTIME
+
+
 def _checked(args: argparse.Namespace) -> str:
     """Check the combination of options before any work; return the backend name."""
-    backend = backends.backend_name(args.backend)
     on_cluster = args.scheduler is not None or args.workers is not None
+    if _is_onnxruntime(args.backend):
+        if on_cluster or args.plot is not None:
+            raise CommandError(
+                f"--scheduler, --workers and --plot are not available with {ONNXRUNTIME}"
+            )
+        return ONNXRUNTIME
+    if args.weights is not None and args.weights.lower().endswith(".onnx"):
+        raise CommandError(f"a .onnx model is scored with --backend {ONNXRUNTIME}")
+    backend = backends.backend_name(args.backend)
     if args.scheduler is not None and args.workers is not None:
         raise CommandError("give --scheduler or --workers, not both")
     if on_cluster and backend != "dask":
@@ -278,6 +299,25 @@ def _evaluate_on_cluster(args: argparse.Namespace, started: float) -> dict[str, 
     return _report(args, "dask", where, score_matrix(matrix), forward, started)
 
 
+def _evaluate_with_onnxruntime(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """Export the network (or read a .onnx) and score it with ONNX Runtime."""
+    from ..mnist import load_mnist_split
+    from ..ort import mnist_runner
+
+    data_dir = optional_path(args.data_dir)
+    runner = mnist_runner(
+        args.weights, data_dir=data_dir, dtype=args.dtype, device=args.device or "cpu"
+    )
+    x, t = load_mnist_split("test", normalize=False, data_dir=data_dir, backend="numpy")
+    x = runner.from_pixels(x)
+    forward_started = time.perf_counter()
+    predictions = runner.classify(x, batch_size=args.batch_size)
+    forward = time.perf_counter() - forward_started
+    report = _report(args, ONNXRUNTIME, runner.device, score(t, predictions), forward, started)
+    report["dtype"] = runner.dtype  # a given .onnx decides its own dtype
+    return report
+
+
 def _write_plots(directory: Path, network: Network, x: Any, t: Any, result: Score) -> None:
     """Write the confusion matrix and the misclassified digits, each file atomically."""
     from ..plot import confusion_matrix_figure, misclassified_figure
@@ -295,6 +335,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Load, classify and score as the options say; return the report as a dict."""
     started = time.perf_counter()
     backend = _checked(args)
+    if backend == ONNXRUNTIME:
+        return _evaluate_with_onnxruntime(args, started)
     if args.scheduler is not None or args.workers is not None:
         return _evaluate_on_cluster(args, started)
     if args.plot is None:
