@@ -49,6 +49,12 @@ class Command:
         ``run(args) -> int``; imported only when the command line is parsed.
     summary : str
         One line for ``xpnn --help``.
+
+    Examples
+    --------
+    >>> command = Command("eval", "xpnn.cli.evaluate", "classify the MNIST test set")
+    >>> command.load().__name__
+    'xpnn.cli.evaluate'
     """
 
     name: str
@@ -149,6 +155,12 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "xpnn") -> int:
     -------
     int
         0 on success, 2 on any error (one line on stderr), 130 on Ctrl-C.
+
+    Examples
+    --------
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    xpnn ...
+    0
     """
     parser = _build_parser(prog)
     args = _parse(parser, argv)
@@ -166,6 +178,16 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
         A command of :data:`COMMANDS`, e.g. ``"eval"``.
     argv : sequence of str or None
         The script's arguments; ``None`` reads ``sys.argv[1:]``.
+
+    Examples
+    --------
+    A usage error ends the script with status 2 (its one line goes to stderr):
+
+    >>> try:
+    ...     run_script("eval", ["--batch-size", "0"])
+    ... except SystemExit as stop:
+    ...     print(stop.code)
+    2
     """
     import os
 

@@ -75,7 +75,16 @@ def positive_int(text: str) -> int:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``xpnn eval`` to ``parser``."""
+    """Add the options of ``xpnn eval`` to ``parser``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> configure(parser)
+    >>> args = parser.parse_args(["--backend", "torch"])
+    >>> args.backend, args.dtype, args.batch_size
+    ('torch', 'float32', 100)
+    """
     parser.add_argument(
         "--backend",
         default=None,

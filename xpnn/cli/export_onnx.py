@@ -20,7 +20,16 @@ __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``xpnn export-onnx`` to ``parser``."""
+    """Add the options of ``xpnn export-onnx`` to ``parser``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> configure(parser)
+    >>> args = parser.parse_args(["--out", "model.onnx"])
+    >>> args.input_dtype, args.output, args.batch
+    ('float32', 'logits', None)
+    """
     from ..export import INPUT_DTYPES, OUTPUTS
 
     parser.add_argument("--out", required=True, metavar="PATH", help="the .onnx file to write")

@@ -17,7 +17,15 @@ __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``xpnn plot-activations`` to ``parser``."""
+    """Add the options of ``xpnn plot-activations`` to ``parser``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> configure(parser)
+    >>> parser.parse_args([]).out
+    'activations.png'
+    """
     parser.add_argument(
         "--out",
         default="activations.png",

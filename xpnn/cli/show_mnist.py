@@ -26,7 +26,16 @@ MNIST_TEST_SIZE = 10_000
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``xpnn show-mnist`` to ``parser``."""
+    """Add the options of ``xpnn show-mnist`` to ``parser``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> configure(parser)
+    >>> args = parser.parse_args(["--start", "240"])
+    >>> args.out, args.start, args.count
+    ('digits.png', 240, 30)
+    """
     parser.add_argument(
         "--out",
         default="digits.png",
