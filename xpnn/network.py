@@ -22,6 +22,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ._compiled import compiled_for
 from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
 from .backends import backend_name, backend_of, dtype_name, namespace, resolve_dtype, to_numpy
 
@@ -166,6 +167,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         self._hidden_layers, self._last_layer = self._layers[:-1], self._layers[-1]
         self._hidden_fn = _HIDDEN[self.hidden](self.xp)
         self._output_fn = _OUTPUT[self.output]
+        # JAX: the forward pass compiled once per input shape (None elsewhere).
+        self._compiled = compiled_for(self.xp, self._hidden_fn)
         self._array_type = type(self._layers[0][1])
         self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
         # Only compare devices where a namespace has more than one.
@@ -300,6 +303,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
             ``(k,)`` or ``(n, k)`` on the network's backend, device and dtype.
         """
         x = self._prepare(x)
+        if self._compiled is not None:
+            return self._compiled.forward(self._layers, x)
         xp = self.xp
         act = self._hidden_fn
         for w, b in self._hidden_layers:
@@ -332,6 +337,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         n = x.shape[0]
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if self._compiled is not None:
+            return self._compiled.classify(self._layers, x, batch_size, self._prepare)
         if batch_size is None or batch_size >= n:
             return self.xp.argmax(self.forward(x), axis=-1)
         parts = [
