@@ -8,9 +8,13 @@ namespace, so a :class:`~xpnn.Network` only needs::
 
     self._compiled = compiled_for(self.xp, self._hidden_fn)     # in __init__
     if self._compiled is not None:                               # in forward
-        return self._compiled.forward(self._layers, x)
+        return self._compiled.forward(self._layers, prepare(x))
     if self._compiled is not None:                               # in classify
-        return self._compiled.classify(self._layers, x, batch_size, self._prepare)
+        return self._compiled.classify(self._layers, x, batch_size, prepare)
+
+where ``prepare`` checks an input and moves it to the network's device, but
+leaves its dtype: the compiled program casts it to the weights' dtype (one
+program per input dtype), so that uint8 pixels are converted inside it.
 
 JAX compiles once per input shape and dtype, so :meth:`CompiledForward.classify`
 gives every forward pass the same number of rows: the last, shorter batch is
@@ -32,6 +36,7 @@ Kernel = Callable[[Any, ModuleType], Any]
 
 
 def _affine_stack(layers: Layers, x: Any, hidden: Kernel, xp: ModuleType) -> Any:
+    x = xp.astype(x, layers[0][0].dtype)  # uint8 pixels: the cast fuses into the program
     for w, b in layers[:-1]:
         x = hidden(x @ w + b, xp)
     w, b = layers[-1]
@@ -87,7 +92,7 @@ class CompiledForward:
         self._labels = jax.jit(labels)
 
     def forward(self, layers: Layers, x: Any) -> Any:
-        """Return the last layer's affine output for a prepared input ``x``."""
+        """Return the last layer's affine output for a prepared input ``x`` (any real dtype)."""
         return self._forward(tuple(layers), x)
 
     def classify(
@@ -105,7 +110,7 @@ class CompiledForward:
             The network's resident weights.
         x : array
             A batch ``(n, d)``, of any backend; each batch goes through ``prepare``
-            (moved to the network's device and dtype, and checked) on its own.
+            (checked and moved to the network's device) on its own.
         batch_size : int or None
             Rows per pass; ``None`` is one pass. The last batch is padded to
             ``batch_size`` rows, so every pass has the same shape.

@@ -268,7 +268,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
             raise TypeError(f"network input must be real numbers, got dtype {host.dtype}")
         return self.xp.asarray(host, device=self.device)
 
-    def _prepare(self, x: Any) -> Any:
+    def _prepare(self, x: Any, cast: bool = True) -> Any:
         if type(x) is not self._array_type:
             x = self._adopt(x)
         elif self._check_device and array_api_compat.device(x) != self.device:
@@ -281,7 +281,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
                 real = False
             if not real:
                 raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
-            x = xp.astype(x, self.dtype)
+            if cast:  # a compiled pass casts inside its program
+                x = xp.astype(x, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(
                 f"network expects inputs of shape ({self.input_size},) or "
@@ -302,9 +303,9 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         array
             ``(k,)`` or ``(n, k)`` on the network's backend, device and dtype.
         """
-        x = self._prepare(x)
         if self._compiled is not None:
-            return self._compiled.forward(self._layers, x)
+            return self._compiled.forward(self._layers, self._prepare(x, cast=False))
+        x = self._prepare(x)
         xp = self.xp
         act = self._hidden_fn
         for w, b in self._hidden_layers:
@@ -338,7 +339,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         if self._compiled is not None:
-            return self._compiled.classify(self._layers, x, batch_size, self._prepare)
+            prepare = lambda batch: self._prepare(batch, cast=False)  # noqa: E731
+            return self._compiled.classify(self._layers, x, batch_size, prepare)
         if batch_size is None or batch_size >= n:
             return self.xp.argmax(self.forward(x), axis=-1)
         parts = [
