@@ -37,6 +37,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -490,6 +491,7 @@ def worker(name: str, data_dir: str, warmup: int, repeat: int, quick: bool) -> d
             fn()
     samples: dict[str, list[float]] = {v: [] for v in work}
     names = list(work)
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for r in range(repeat):
         # Alternate the order of the variants of an in-process comparison.
         for v in names if r % 2 == 0 else names[::-1]:
@@ -498,7 +500,17 @@ def worker(name: str, data_dir: str, warmup: int, repeat: int, quick: bool) -> d
             samples[v].append(time.perf_counter() - start)
         if advance is not None:
             advance()
-    return {"samples": samples}
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    calls = repeat * len(names)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {
+        "samples": samples,
+        # Per timed call, all variants together: page faults, and CPU time (over
+        # wall time: how many cores the engine kept busy).
+        "minor_faults_per_call": (after.ru_minflt - before.ru_minflt) / calls,
+        "cpu_s_per_call": cpu / calls,
+        "cores_busy": round(cpu / sum(sum(v) for v in samples.values()), 2),
+    }
 
 
 # -- the parent ------------------------------------------------------------------
@@ -603,6 +615,8 @@ def measure(args: argparse.Namespace, names: list[str], results: dict[str, Any])
                 results["failed"][name] = out["error"]
                 print(f"  FAIL  {name}: {out['error']}", flush=True)
                 continue
+            stats = results["process_stats"].setdefault(name, [])
+            stats.append({k: v for k, v in out.items() if k != "samples"})
             for variant, samples in out["samples"].items():
                 key = f"{name}:{variant}" if variant else name
                 per_round.setdefault(key, []).append(samples)
@@ -755,9 +769,12 @@ def print_text(results: dict[str, Any]) -> None:
     for name, case in {**CASES, **GPU_CASES}.items():
         if case.section in ("forward", "gpu", "gemm") and name in cases:
             c = cases[name]
+            stats = results.get("process_stats", {}).get(name, [])
+            faults = statistics.median(st["minor_faults_per_call"] for st in stats) if stats else 0
+            busy = statistics.median(st["cores_busy"] for st in stats) if stats else 0
             print(
                 f"  {case.label:<{width}}  {case.work:>7}  min {fmt_ms(c['min_s']):>10}  "
-                f"median {fmt_ms(c['median_s']):>10}"
+                f"median {fmt_ms(c['median_s']):>10}  faults/call {faults:5.0f}  cores {busy:.2f}"
             )
     for section in ("batch_sweep", "per_sample"):
         keys = [k for k in cases if k.startswith(section + ":")]
@@ -909,6 +926,7 @@ def main() -> int:
         "skipped": {},
         "failed": {},
         "samples": {},
+        "process_stats": {},
     }
     print(header(results), flush=True)
     measure(args, names, results)
