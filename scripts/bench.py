@@ -185,6 +185,32 @@ def case_batch_sweep(inp: Inputs) -> Work:
     return work
 
 
+def case_anatomy(inp: Inputs) -> Work:
+    """Where plain NumPy's time goes, pass by pass (NumPy against itself, one process)."""
+    p, x = inp.params, inp.x32
+    a1 = x @ p["W1"] + p["b1"]
+    z1 = book_sigmoid(a1)
+    a2 = z1 @ p["W2"] + p["b2"]
+    z2 = book_sigmoid(a2)
+    w1t = np.ascontiguousarray(p["W1"].T)
+    return {
+        "whole forward, labels (book's batched code)": lambda: book_batch_predict(p, x).argmax(1),
+        "layer 1 GEMM 10000x784 @ 784x50": lambda: x @ p["W1"],
+        "layer 1 GEMM, W1 stored transposed": lambda: x @ w1t.T,
+        "layer 1 GEMM in 10 row blocks of 1000": lambda: [
+            x[i : i + 1000] @ p["W1"] for i in range(0, len(x), 1000)
+        ],
+        "layer 1 bias add": lambda: a1 + p["b1"],
+        "layer 1 sigmoid (4 passes)": lambda: book_sigmoid(a1),
+        "layer 2 GEMM + bias": lambda: z1 @ p["W2"] + p["b2"],
+        "layer 2 sigmoid (4 passes)": lambda: book_sigmoid(a2),
+        "layer 3 GEMM + bias, argmax": lambda: (z2 @ p["W3"] + p["b3"]).argmax(1),
+        "uint8 -> float32 / 255 (7.8 M pixels)": lambda: (
+            inp.x8.astype(np.float32) / np.float32(255)
+        ),
+    }
+
+
 def case_per_sample(inp: Inputs) -> Work:
     """One image at a time, as the chapter's first loop; xpnn against the book in one process."""
     import xpnn
@@ -454,6 +480,7 @@ CASES: dict[str, Case] = {
     "gemm_torch": Case(f"torch float32 GEMM {GEMM_N}^3", _gemm_torch, section="gemm"),
     "batch_sweep": Case("xpnn numpy `classify` by batch size", case_batch_sweep, section="inproc"),
     "per_sample": Case("per-sample loop (one image per call)", case_per_sample, section="inproc"),
+    "anatomy": Case("plain NumPy, pass by pass", case_anatomy, section="inproc"),
 }
 GPU_CASES: dict[str, Case] = {
     "cupy_10k": Case("xpnn cupy-cuda, 10k forward", _gpu("cupy", False), section="gpu"),
@@ -776,7 +803,7 @@ def print_text(results: dict[str, Any]) -> None:
                 f"  {case.label:<{width}}  {case.work:>7}  min {fmt_ms(c['min_s']):>10}  "
                 f"median {fmt_ms(c['median_s']):>10}  faults/call {faults:5.0f}  cores {busy:.2f}"
             )
-    for section in ("batch_sweep", "per_sample"):
+    for section in ("batch_sweep", "per_sample", "anatomy"):
         keys = [k for k in cases if k.startswith(section + ":")]
         if keys:
             print(f"\n## {CASES[section].label} (variants alternate in one process)")
