@@ -1,4 +1,7 @@
-"""A JAX network compiles its forward pass once per input shape, and agrees with NumPy."""
+"""Fast forward passes: JAX compiles once per input shape; NumPy folds sigmoid into tanh.
+
+Both must give the plain layer loop's results (array_api_strict runs that loop).
+"""
 
 from __future__ import annotations
 
@@ -51,7 +54,7 @@ def test_jax_labels_match_numpy_in_every_batch_layout() -> None:
 
 def test_classify_traces_once_for_all_batches() -> None:
     net = xpnn.Network(_params(), backend="jax", input_scale=1 / 255)
-    compiled = net._compiled
+    compiled = net._fast
     assert compiled is not None
     net.classify(_images(2500), 1000)  # 1000, 1000, then 500 padded to 1000
     assert compiled.traces == 1
@@ -64,7 +67,7 @@ def test_classify_traces_once_for_all_batches() -> None:
 
 def test_forward_traces_once_per_shape() -> None:
     net = xpnn.Network(_params(), backend="jax")
-    compiled = net._compiled
+    compiled = net._fast
     assert compiled is not None
     x = _images(64).astype(np.float32) / 255
     first = np.asarray(net.forward(x))
@@ -76,7 +79,35 @@ def test_forward_traces_once_per_shape() -> None:
     assert compiled.traces == 2
 
 
-@pytest.mark.parametrize("name", ["numpy", "array_api_strict"])
-def test_eager_backends_have_no_compiled_pass(name: str) -> None:
-    import_or_skip(name, name)
-    assert xpnn.Network(_params(), backend=name)._compiled is None
+def test_only_jax_and_numpy_sigmoid_networks_have_a_fast_pass() -> None:
+    import_or_skip("array_api_strict", "array_api_strict")
+    params = _params()
+    assert xpnn.Network(params, backend="array_api_strict")._fast is None
+    assert xpnn.Network(params, backend="numpy", hidden="relu")._fast is None
+    assert type(xpnn.Network(params, backend="numpy")._fast).__name__ == "TanhForward"
+    assert type(xpnn.Network(params, backend="jax")._fast).__name__ == "JitForward"
+
+
+@pytest.mark.parametrize(
+    ("precision", "tol"),
+    [("float64", {"rtol": 1e-12, "atol": 1e-12}), ("float32", {"rtol": 2e-6, "atol": 2e-6})],
+)
+def test_numpy_tanh_pass_matches_the_plain_loop(precision: str, tol: dict[str, float]) -> None:
+    import_or_skip("array_api_strict", "array_api_strict")
+    params = _params(seed=7)
+    plain = xpnn.Network(params, backend="array_api_strict", dtype=precision, input_scale=1 / 255)
+    fast = xpnn.Network(params, backend="numpy", dtype=precision, input_scale=1 / 255)
+    assert fast._fast is not None
+    x8 = _images(1500, seed=8)
+    want = xpnn.to_numpy(plain.forward(x8))
+    got = fast.forward(x8)
+    assert got.dtype == np.dtype(precision)
+    np.testing.assert_allclose(got, want, **tol)
+    np.testing.assert_allclose(fast.forward(x8[3]), want[3], **tol)  # one sample
+    # Large weights drive the hidden units into both tails: exact 0/1 saturation.
+    big = {k: v * 40 for k, v in params.items()}
+    want = xpnn.to_numpy(xpnn.Network(big, backend="array_api_strict", dtype=precision).forward(x8))
+    got = xpnn.Network(big, backend="numpy", dtype=precision).forward(x8)
+    np.testing.assert_allclose(got, want, rtol=tol["rtol"], atol=tol["atol"] * 1e3)
+    for batch in (None, 100, 1499):
+        _agree(fast.classify(x8, batch), xpnn.to_numpy(plain.forward(x8)))

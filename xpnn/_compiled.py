@@ -1,24 +1,33 @@
-"""Forward passes compiled once per network, for namespaces that compile (JAX).
+"""Faster forward passes of a network, chosen once per network by namespace.
 
-JAX runs every operation of an eager forward pass as its own dispatch; traced
-once with :func:`jax.jit`, the whole pass (affine layers, activations, argmax)
-becomes one compiled program. :func:`compiled_for` returns a
-:class:`CompiledForward` for a JAX network and ``None`` for every other
-namespace, so a :class:`~xpnn.Network` only needs::
+Two namespaces get a forward pass of their own; every other one runs the
+network's plain layer loop.
 
-    self._compiled = compiled_for(self.xp, self._hidden_fn)     # in __init__
-    if self._compiled is not None:                               # in forward
-        return self._compiled.forward(self._layers, prepare(x))
-    if self._compiled is not None:                               # in classify
-        return self._compiled.classify(self._layers, x, batch_size, prepare)
+- JAX: :class:`JitForward`. Eager JAX dispatches every operation on its own;
+  traced once with :func:`jax.jit`, the whole pass (input cast, affine layers,
+  activations, argmax) becomes one compiled program per input shape and dtype.
+  :meth:`JitForward.classify` gives every pass the same number of rows (the
+  last, shorter batch is padded with zero rows whose labels are dropped), so it
+  never compiles again for another batch.
+- NumPy with sigmoid hidden layers: :class:`TanhForward`. NumPy runs each
+  elementwise operation as a pass over memory, and a sigmoid takes four. Since
+  ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the halving and the affine map
+  ``(1 + t) / 2`` fold into the weights (once, in float64), and every hidden
+  layer becomes ``tanh(x @ W' + b')``: one pass instead of four, and no
+  overflow to guard against. The logits are the same function of the input;
+  they differ from the book's formula by rounding only.
+
+A :class:`~xpnn.Network` needs four lines::
+
+    self._fast = fast_forward(self.xp, self.hidden, self._hidden_fn, self._layers)
+    if self._fast is not None:                                   # in forward
+        return self._fast.forward(prepare(x))
+    if self._fast is not None:                                   # in classify
+        return self._fast.classify(x, batch_size, prepare)
 
 where ``prepare`` checks an input and moves it to the network's device, but
-leaves its dtype: the compiled program casts it to the weights' dtype (one
-program per input dtype), so that uint8 pixels are converted inside it.
-
-JAX compiles once per input shape and dtype, so :meth:`CompiledForward.classify`
-gives every forward pass the same number of rows: the last, shorter batch is
-padded with zero rows, and its padded labels are dropped.
+leaves its dtype: the fast pass casts it (inside the compiled program on JAX,
+so that uint8 pixels are converted there).
 """
 
 from __future__ import annotations
@@ -29,22 +38,63 @@ from typing import Any
 
 import array_api_compat
 
-__all__ = ["CompiledForward", "compiled_for"]
+__all__ = ["FastForward", "JitForward", "TanhForward", "fast_forward"]
 
 Layers = Sequence[tuple[Any, Any]]
 Kernel = Callable[[Any, ModuleType], Any]
+Prepare = Callable[[Any], Any]
 
 
 def _affine_stack(layers: Layers, x: Any, hidden: Kernel, xp: ModuleType) -> Any:
-    x = xp.astype(x, layers[0][0].dtype)  # uint8 pixels: the cast fuses into the program
+    x = xp.astype(x, layers[0][0].dtype)
     for w, b in layers[:-1]:
         x = hidden(x @ w + b, xp)
     w, b = layers[-1]
     return x @ w + b
 
 
-class CompiledForward:
-    """A network's forward pass and labels, each traced once per input shape.
+class FastForward:
+    """A network's forward pass with its own implementation (base class).
+
+    Subclasses implement :meth:`forward`; :meth:`classify` runs it batch by
+    batch.
+    """
+
+    xp: ModuleType
+
+    def forward(self, x: Any) -> Any:
+        """Return the last layer's affine output for a checked input ``x`` of any real dtype."""
+        raise NotImplementedError
+
+    def labels(self, x: Any) -> Any:
+        """Return the argmax of :meth:`forward` along the last axis."""
+        return self.xp.argmax(self.forward(x), axis=-1)
+
+    def classify(self, x: Any, batch_size: int | None, prepare: Prepare) -> Any:
+        """Return the labels of the rows of ``x``, ``batch_size`` rows per pass.
+
+        Parameters
+        ----------
+        x : array
+            A batch ``(n, d)`` of any backend; each batch goes through
+            ``prepare`` (checked and moved to the network's device) on its own.
+        batch_size : int or None
+            Rows per pass; ``None`` is one pass.
+        prepare : callable
+            The network's input check.
+        """
+        n = x.shape[0]
+        if batch_size is None or batch_size >= n:
+            return self.labels(prepare(x))
+        parts = [
+            self.labels(prepare(x[start : min(start + batch_size, n), ...]))
+            for start in range(0, n, batch_size)
+        ]
+        return self.xp.concat(parts)
+
+
+class JitForward(FastForward):
+    """The forward pass and the labels, each compiled once per input shape (JAX).
 
     Parameters
     ----------
@@ -52,33 +102,35 @@ class CompiledForward:
         The network's namespace (``jax.numpy``).
     hidden : callable
         The hidden activation kernel ``hidden(x, xp)``.
+    layers : sequence of (W, b)
+        The network's resident weights.
 
     Attributes
     ----------
     traces : int
-        How many times the pass has been traced (compiled) so far: one per
-        distinct input shape and dtype of :meth:`forward` and of the labels.
+        How many times a pass has been traced (compiled) so far: one per
+        distinct input shape and dtype of :meth:`forward`, and of the labels.
 
     Examples
     --------
     >>> import jax.numpy as jnp
     >>> from xpnn.activations import sigmoid_kernel_for
-    >>> compiled = CompiledForward(jnp, sigmoid_kernel_for(jnp))
-    >>> layers = [(jnp.eye(2), jnp.zeros(2))]
-    >>> compiled.forward(layers, jnp.ones((3, 2))).shape
+    >>> fast = JitForward(jnp, sigmoid_kernel_for(jnp), [(jnp.eye(2), jnp.zeros(2))])
+    >>> fast.forward(jnp.ones((3, 2))).shape
     (3, 2)
     >>> x = jnp.asarray([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
-    >>> compiled.classify(layers, x, 2, lambda x: x).tolist()
+    >>> fast.classify(x, 2, lambda x: x).tolist()
     [1, 0, 1]
-    >>> compiled.traces
+    >>> fast.traces
     2
     """
 
-    def __init__(self, xp: ModuleType, hidden: Kernel) -> None:
+    def __init__(self, xp: ModuleType, hidden: Kernel, layers: Layers) -> None:
         import jax
 
         self.xp = xp
         self.traces = 0
+        self._layers = tuple(layers)
 
         def forward(layers: Layers, x: Any) -> Any:
             self.traces += 1  # runs only while jax traces
@@ -91,36 +143,22 @@ class CompiledForward:
         self._forward = jax.jit(forward)
         self._labels = jax.jit(labels)
 
-    def forward(self, layers: Layers, x: Any) -> Any:
-        """Return the last layer's affine output for a prepared input ``x`` (any real dtype)."""
-        return self._forward(tuple(layers), x)
+    def forward(self, x: Any) -> Any:
+        return self._forward(self._layers, x)
 
-    def classify(
-        self,
-        layers: Layers,
-        x: Any,
-        batch_size: int | None,
-        prepare: Callable[[Any], Any],
-    ) -> Any:
-        """Return the labels of the rows of ``x``, ``batch_size`` rows per compiled pass.
+    def labels(self, x: Any) -> Any:
+        return self._labels(self._layers, x)
 
-        Parameters
-        ----------
-        layers : sequence of (W, b)
-            The network's resident weights.
-        x : array
-            A batch ``(n, d)``, of any backend; each batch goes through ``prepare``
-            (checked and moved to the network's device) on its own.
-        batch_size : int or None
-            Rows per pass; ``None`` is one pass. The last batch is padded to
-            ``batch_size`` rows, so every pass has the same shape.
-        prepare : callable
-            The network's input preparation.
+    def classify(self, x: Any, batch_size: int | None, prepare: Prepare) -> Any:
+        """Return the labels of the rows of ``x``; every pass has ``batch_size`` rows.
+
+        The last, shorter batch is padded with zero rows to ``batch_size``, and
+        the labels of the padding are dropped, so that one compiled program
+        serves every batch.
         """
-        layers_t, xp = tuple(layers), self.xp
-        n = x.shape[0]
+        xp, n = self.xp, x.shape[0]
         if batch_size is None or batch_size >= n:
-            return self._labels(layers_t, prepare(x))
+            return self.labels(prepare(x))
         parts = []
         for start in range(0, n, batch_size):
             batch = prepare(x[start : min(start + batch_size, n), ...])
@@ -131,21 +169,85 @@ class CompiledForward:
                     dtype=batch.dtype,
                     device=array_api_compat.device(batch),
                 )
-                parts.append(self._labels(layers_t, xp.concat([batch, pad]))[:rows])
+                parts.append(self.labels(xp.concat([batch, pad]))[:rows])
             else:
-                parts.append(self._labels(layers_t, batch))
+                parts.append(self.labels(batch))
         return xp.concat(parts)
 
 
-def compiled_for(xp: ModuleType, hidden: Kernel) -> CompiledForward | None:
-    """Return a :class:`CompiledForward` where ``xp`` compiles (JAX), else ``None``.
+class TanhForward(FastForward):
+    """Sigmoid hidden layers computed as ``tanh`` with the factors folded into the weights.
+
+    With ``t = tanh(a / 2)``, ``sigmoid(a) = (1 + t) / 2``, so a hidden layer
+    ``z = sigmoid(x @ W + b)`` followed by ``z @ V + c`` is
+    ``t = tanh(x @ (W / 2) + b / 2)`` followed by
+    ``t @ (V / 2) + (c + sum(V, axis=0) / 2)``. The folded weights are
+    computed once, in float64, and cast to the network's dtype.
+
+    Parameters
+    ----------
+    xp : module
+        The network's namespace.
+    layers : sequence of (W, b)
+        The network's resident weights (at least one hidden layer).
 
     Examples
     --------
     >>> import numpy as np
-    >>> compiled_for(np, lambda x, xp: x) is None
+    >>> layers = [(np.eye(2), np.zeros(2)), (np.eye(2), np.zeros(2))]
+    >>> fast = TanhForward(np, layers)
+    >>> x = np.array([0.0, 2.0])
+    >>> bool(np.allclose(fast.forward(x), 1 / (1 + np.exp(-x))))
+    True
+    """
+
+    def __init__(self, xp: ModuleType, layers: Layers) -> None:
+        self.xp = xp
+        self.dtype = layers[0][0].dtype
+        wide = xp.float64
+        folded = []
+        for i, (w, b) in enumerate(layers):
+            w64, b64 = xp.astype(w, wide), xp.astype(b, wide)
+            if i > 0:  # its input is t, not (1 + t) / 2
+                b64 = b64 + xp.sum(w64, axis=0) / 2
+                w64 = w64 / 2
+            if i < len(layers) - 1:  # hidden: its tanh takes half the sigmoid's argument
+                w64, b64 = w64 / 2, b64 / 2
+            folded.append((xp.astype(w64, self.dtype), xp.astype(b64, self.dtype)))
+        self._hidden, self._last = tuple(folded[:-1]), folded[-1]
+
+    def forward(self, x: Any) -> Any:
+        xp = self.xp
+        if x.dtype != self.dtype:
+            x = xp.astype(x, self.dtype)
+        for w, b in self._hidden:
+            x = xp.tanh(x @ w + b)
+        w, b = self._last
+        return x @ w + b
+
+
+def fast_forward(xp: ModuleType, hidden: str, kernel: Kernel, layers: Layers) -> FastForward | None:
+    """Return the network's fast forward pass, or ``None`` where the plain loop is best.
+
+    Parameters
+    ----------
+    xp : module
+        The network's namespace.
+    hidden : str
+        The hidden activation's name (``"sigmoid"``, ``"relu"``).
+    kernel : callable
+        The hidden activation kernel ``kernel(x, xp)``.
+    layers : sequence of (W, b)
+        The network's resident weights.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> fast_forward(xp, "sigmoid", lambda x, xp: x, [(xp.eye(2), xp.zeros(2))]) is None
     True
     """
     if array_api_compat.is_jax_namespace(xp):
-        return CompiledForward(xp, hidden)
+        return JitForward(xp, kernel, layers)
+    if array_api_compat.is_numpy_namespace(xp) and hidden == "sigmoid" and len(layers) > 1:
+        return TanhForward(xp, layers)
     return None
