@@ -517,14 +517,18 @@ def worker(name: str, data_dir: str, warmup: int, repeat: int, quick: bool) -> d
         for _ in range(warmup):
             fn()
     samples: dict[str, list[float]] = {v: [] for v in work}
+    # CPU time of this (the calling) thread: for single-threaded work, what the
+    # call cost without the time other processes held the core.
+    thread_cpu: dict[str, list[float]] = {v: [] for v in work}
     names = list(work)
     before = resource.getrusage(resource.RUSAGE_SELF)
     for r in range(repeat):
         # Alternate the order of the variants of an in-process comparison.
         for v in names if r % 2 == 0 else names[::-1]:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.thread_time()
             work[v]()
             samples[v].append(time.perf_counter() - start)
+            thread_cpu[v].append(time.thread_time() - start_cpu)
         if advance is not None:
             advance()
     after = resource.getrusage(resource.RUSAGE_SELF)
@@ -532,6 +536,7 @@ def worker(name: str, data_dir: str, warmup: int, repeat: int, quick: bool) -> d
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return {
         "samples": samples,
+        "thread_cpu": thread_cpu,
         # Per timed call, all variants together: page faults, and CPU time (over
         # wall time: how many cores the engine kept busy).
         "minor_faults_per_call": (after.ru_minflt - before.ru_minflt) / calls,
@@ -643,7 +648,10 @@ def measure(args: argparse.Namespace, names: list[str], results: dict[str, Any])
                 print(f"  FAIL  {name}: {out['error']}", flush=True)
                 continue
             stats = results["process_stats"].setdefault(name, [])
-            stats.append({k: v for k, v in out.items() if k != "samples"})
+            stats.append({k: v for k, v in out.items() if k not in ("samples", "thread_cpu")})
+            for variant, cpu in out["thread_cpu"].items():
+                key = f"{name}:{variant}" if variant else name
+                results["thread_cpu"].setdefault(key, []).append(cpu)
             for variant, samples in out["samples"].items():
                 key = f"{name}:{variant}" if variant else name
                 per_round.setdefault(key, []).append(samples)
@@ -655,9 +663,11 @@ def measure(args: argparse.Namespace, names: list[str], results: dict[str, Any])
         results["samples"][key] = rounds
 
 
-def paired_in_process(results: dict[str, Any], a: str, b: str) -> float | None:
+def paired_in_process(
+    results: dict[str, Any], a: str, b: str, metric: str = "samples"
+) -> float | None:
     """For variants timed alternately in one process: median of call-by-call ratios."""
-    raw = results.get("samples", {})
+    raw = results.get(metric, {})
     if a not in raw or b not in raw:
         return None
     pairs = [
@@ -755,6 +765,14 @@ def derive(results: dict[str, Any]) -> None:
             "value": paired_in_process(results, per[0], per[1]),
             "target": 1.1,
         }
+        ratios["per_sample_vs_book_thread_cpu"] = {
+            "value": paired_in_process(results, per[0], per[1], "thread_cpu"),
+            "target": 1.1,
+        }
+        ratios["per_sample_guarded_book_vs_book_thread_cpu"] = {
+            "value": paired_in_process(results, per[2], per[1], "thread_cpu"),
+            "target": None,
+        }
         ratios["per_sample_guarded_book_vs_book"] = {
             "value": paired_in_process(results, per[2], per[1]),
             "target": None,
@@ -838,66 +856,82 @@ def print_text(results: dict[str, Any]) -> None:
         print(f"  FAILED {name}: {why}")
 
 
+def _stat(results: dict[str, Any], name: str, key: str) -> float | None:
+    stats = results.get("process_stats", {}).get(name)
+    return statistics.median(st[key] for st in stats) if stats else None
+
+
+def _ratio_text(ratios: dict[str, Any], key: str) -> str:
+    return f"{ratios[key]['value']}x" if key in ratios else "n/a"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The README's Performance tables, from one run's results."""
     cases, ratios = results["cases"], results["ratios"]
     libs = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
     lines = [
-        f"Run of {results['date']} on {results['machine']} ({libs}); "
-        f"{results['rounds']} rounds x {results['repeat']} calls per case.",
+        f"One run of `python scripts/bench.py` on {results['date']}: {results['machine']}; "
+        f"{libs}; {results['rounds']} rounds x {results['repeat']} timed calls per case.",
         "",
         "| 10k MNIST test images -> labels, each case in its own process "
-        "| input | min | median | ratio |",
-        "|---|---|---|---|---|",
+        "| input | min | median | ratio to ORT, same input | cores busy |",
+        "|---|---|---|---|---|---|",
     ]
     refs = {"float32": "ort", "uint8": "ort_u8"}
     for name, case in CASES.items():
         if case.section != "forward" or name not in cases:
             continue
         c = cases[name]
-        ref = refs[case.work]
-        ratio = paired_ratio(results, name, ref) if name != ref else None
-        note = f"{ratio}x ORT ({case.work})" if ratio is not None else "reference"
+        ratio = paired_ratio(results, name, refs[case.work]) if name != refs[case.work] else None
+        note = f"{ratio}x" if ratio is not None else "1 (reference)"
+        busy = _stat(results, name, "cores_busy")
         times = f"{fmt_ms(c['min_s'])} | {fmt_ms(c['median_s'])}"
-        lines.append(f"| {case.label} | {case.work} | {times} | {note} |")
+        lines.append(f"| {case.label} | {case.work} | {times} | {note} | {busy} |")
     if "roofline_s" in results:
         r = ratios.get("best_vs_roofline", {})
         lines.append(
-            f"| roofline: {results['network_flops'] / 1e6:.0f} MFLOP at "
-            f"{results['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s | | "
-            f"{fmt_ms(results['roofline_s'])} | | "
-            f"best xpnn path {r.get('value')}x |"
+            f"| roofline: {results['network_flops'] / 1e6:.0f} MFLOP at the best measured "
+            f"float32 GEMM rate, {results['gemm_flops_per_s'] / 1e9:.0f} GFLOP/s | | "
+            f"{fmt_ms(results['roofline_s'])} | | best xpnn path: {r.get('value')}x roofline | |"
         )
-    lines += ["", "| other figures | value | target |", "|---|---|---|"]
-    for key, _, _, target, what in RATIOS:
-        if key in ratios and not key.startswith(("numpy_f32", "numpy_u8")):
-            t = f"≤ {target}x" if target else ""
-            lines.append(f"| {what} | {ratios[key]['value']}x | {t} |")
+    lines += ["", "| ratio (median of per-round ratios) | value | target |", "|---|---|---|"]
     for key, what in (
         ("best_float32_vs_ort", "best xpnn path / ORT, float32 in"),
         ("best_uint8_vs_ort", "best xpnn path / ORT, uint8 in"),
     ):
         if key in ratios:
             lines.append(f"| {what} ({ratios[key]['path']}) | {ratios[key]['value']}x | ≤ 1.0x |")
+    for key, _, _, target, what in RATIOS:
+        if key in ratios:
+            t = f"≤ {target}x" if target else ""
+            lines.append(f"| {what} | {ratios[key]['value']}x | {t} |")
+    if "best_vs_roofline" in ratios:
+        lines.append(
+            f"| best xpnn path / roofline ({ratios['best_vs_roofline']['path']}) | "
+            f"{ratios['best_vs_roofline']['value']}x | ≤ 1.3x |"
+        )
     book = cases.get("per_sample:book loop")
     mine = cases.get("per_sample:xpnn loop")
-    guarded = cases.get("per_sample:book loop, one errstate guard per forward")
     if book and mine:
         lines.append(
-            f"| per-sample loop, xpnn `predict` vs the book (one process, alternating slices) | "
-            f"{fmt_us_per_image(mine['median_s'])} vs {fmt_us_per_image(book['median_s'])}, "
-            f"{ratios['per_sample_vs_book']['value']}x | ≤ 1.10x |"
+            "| per-sample loop, xpnn `predict` / the book's loop, wall time "
+            f"({fmt_us_per_image(mine['median_s'])} vs {fmt_us_per_image(book['median_s'])}) | "
+            f"{_ratio_text(ratios, 'per_sample_vs_book')} | ≤ 1.10x |"
         )
-    if book and guarded:
         lines.append(
-            f"| the book's loop with one `np.errstate` around each forward pass, vs without | "
-            f"{ratios['per_sample_guarded_book_vs_book']['value']}x | |"
+            "| the same in CPU time of the calling thread | "
+            f"{_ratio_text(ratios, 'per_sample_vs_book_thread_cpu')} | ≤ 1.10x |"
         )
-    if "import xpnn" in cases:
         lines.append(
-            "| `import xpnn` vs `import numpy` (whole process) | "
-            f"{fmt_ms(cases['import xpnn']['median_s'])} vs "
-            f"{fmt_ms(cases['import numpy']['median_s'])}, "
+            "| the book's loop with one `np.errstate` around each forward pass / without "
+            f"(wall; CPU) | {_ratio_text(ratios, 'per_sample_guarded_book_vs_book')}; "
+            f"{_ratio_text(ratios, 'per_sample_guarded_book_vs_book_thread_cpu')} | |"
+        )
+    if "import xpnn" in cases and "import_xpnn_vs_numpy" in ratios:
+        lines.append(
+            "| `import xpnn` / `import numpy`, whole process "
+            f"({fmt_ms(cases['import xpnn']['median_s'])} vs "
+            f"{fmt_ms(cases['import numpy']['median_s'])}) | "
             f"{ratios['import_xpnn_vs_numpy']['value']}x | ≤ 1.3x |"
         )
     mem = results.get("memory_mb", {})
@@ -908,6 +942,27 @@ def markdown(results: dict[str, Any]) -> str:
             f"| peak RSS: `eval.py`; streamed scoring of N = {ns} images | "
             f"{mem.get('eval.py', 0):.0f} MB; {streamed} MB | ≤ 200 MB; flat in N |"
         )
+    for section, title in (
+        ("anatomy", "plain NumPy, pass by pass (one process, alternating)"),
+        ("batch_sweep", "xpnn numpy `classify` by batch size (one process, alternating)"),
+    ):
+        keys = [k for k in cases if k.startswith(section + ":")]
+        if keys:
+            lines += ["", f"| {title} | min | median |", "|---|---|---|"]
+            for k in keys:
+                c = cases[k]
+                lines.append(
+                    f"| {k.split(':', 1)[1]} | {fmt_ms(c['min_s'])} | {fmt_ms(c['median_s'])} |"
+                )
+    faults = {n: _stat(results, n, "minor_faults_per_call") for n in CASES}
+    counted = {n: f for n, f in faults.items() if f is not None and CASES[n].section == "forward"}
+    if counted:
+        lines += [
+            "",
+            "Minor page faults per timed call, median over rounds: "
+            + ", ".join(f"{n} {f:.0f}" for n, f in counted.items())
+            + ".",
+        ]
     return "\n".join(lines)
 
 
@@ -954,6 +1009,7 @@ def main() -> int:
         "failed": {},
         "samples": {},
         "process_stats": {},
+        "thread_cpu": {},
     }
     print(header(results), flush=True)
     measure(args, names, results)
