@@ -88,6 +88,18 @@ def test_only_jax_and_numpy_sigmoid_networks_have_a_fast_pass() -> None:
     assert type(xpnn.Network(params, backend="jax")._fast).__name__ == "JitForward"
 
 
+def test_numpy_folds_only_xpnn_s_own_sigmoid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from xpnn import network as network_module
+
+    monkeypatch.setitem(network_module._HIDDEN, "sigmoid", lambda xp: lambda v, xp: -v)
+    net = xpnn.Network(_params(), backend="numpy", dtype="float64")
+    assert net._fast is None
+    x = _images(3).astype(np.float64)
+    p = _params()
+    want = -(-(x @ p["W1"] + p["b1"]) @ p["W2"] + p["b2"]) @ p["W3"] + p["b3"]
+    np.testing.assert_allclose(net.forward(x), want, rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("precision", "tol"),
     [("float64", {"rtol": 1e-12, "atol": 1e-12}), ("float32", {"rtol": 2e-6, "atol": 2e-6})],

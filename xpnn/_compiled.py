@@ -19,7 +19,7 @@ network's plain layer loop.
 
 A :class:`~xpnn.Network` needs four lines::
 
-    self._fast = fast_forward(self.xp, self.hidden, self._hidden_fn, self._layers)
+    self._fast = fast_forward(self.xp, self._hidden_fn, self._layers)
     if self._fast is not None:                                   # in forward
         return self._fast.forward(prepare(x))
     if self._fast is not None:                                   # in classify
@@ -37,6 +37,8 @@ from types import ModuleType
 from typing import Any
 
 import array_api_compat
+
+from .activations import sigmoid_kernel_for
 
 __all__ = ["FastForward", "JitForward", "TanhForward", "fast_forward"]
 
@@ -226,28 +228,28 @@ class TanhForward(FastForward):
         return x @ w + b
 
 
-def fast_forward(xp: ModuleType, hidden: str, kernel: Kernel, layers: Layers) -> FastForward | None:
+def fast_forward(xp: ModuleType, kernel: Kernel, layers: Layers) -> FastForward | None:
     """Return the network's fast forward pass, or ``None`` where the plain loop is best.
 
     Parameters
     ----------
     xp : module
         The network's namespace.
-    hidden : str
-        The hidden activation's name (``"sigmoid"``, ``"relu"``).
     kernel : callable
-        The hidden activation kernel ``kernel(x, xp)``.
+        The hidden activation kernel ``kernel(x, xp)``; only xpnn's own
+        sigmoid kernel is folded into ``tanh``.
     layers : sequence of (W, b)
         The network's resident weights.
 
     Examples
     --------
     >>> import array_api_strict as xp
-    >>> fast_forward(xp, "sigmoid", lambda x, xp: x, [(xp.eye(2), xp.zeros(2))]) is None
+    >>> fast_forward(xp, lambda x, xp: x, [(xp.eye(2), xp.zeros(2))]) is None
     True
     """
     if array_api_compat.is_jax_namespace(xp):
         return JitForward(xp, kernel, layers)
-    if array_api_compat.is_numpy_namespace(xp) and hidden == "sigmoid" and len(layers) > 1:
+    numpy = array_api_compat.is_numpy_namespace(xp)
+    if numpy and len(layers) > 1 and kernel is sigmoid_kernel_for(xp):
         return TanhForward(xp, layers)
     return None

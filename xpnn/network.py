@@ -168,7 +168,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         self._hidden_fn = _HIDDEN[self.hidden](self.xp)
         self._output_fn = _OUTPUT[self.output]
         # A forward pass of its own on JAX (compiled) and NumPy (tanh), else None.
-        self._fast = fast_forward(self.xp, self.hidden, self._hidden_fn, self._layers)
+        self._fast = fast_forward(self.xp, self._hidden_fn, self._layers)
         self._array_type = type(self._layers[0][1])
         self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
         # Only compare devices where a namespace has more than one.
