@@ -19,7 +19,7 @@ network's plain layer loop.
 
 A :class:`~xpnn.Network` needs four lines::
 
-    self._fast = fast_forward(self.xp, self._hidden_fn, self._layers)
+    self._fast = fast_forward(self.xp, self._hidden_fn, self._layers)  # matmul= optional
     if self._fast is not None:                                   # in forward
         return self._fast.forward(prepare(x))
     if self._fast is not None:                                   # in classify
@@ -32,6 +32,7 @@ so that uint8 pixels are converted there).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
@@ -45,14 +46,15 @@ __all__ = ["FastForward", "JitForward", "TanhForward", "fast_forward"]
 Layers = Sequence[tuple[Any, Any]]
 Kernel = Callable[[Any, ModuleType], Any]
 Prepare = Callable[[Any], Any]
+Matmul = Callable[[Any, Any], Any]
 
 
-def _affine_stack(layers: Layers, x: Any, hidden: Kernel, xp: ModuleType) -> Any:
+def _affine_stack(layers: Layers, x: Any, hidden: Kernel, xp: ModuleType, matmul: Matmul) -> Any:
     x = xp.astype(x, layers[0][0].dtype)
     for w, b in layers[:-1]:
-        x = hidden(x @ w + b, xp)
+        x = hidden(matmul(x, w) + b, xp)
     w, b = layers[-1]
-    return x @ w + b
+    return matmul(x, w) + b
 
 
 class FastForward:
@@ -106,6 +108,8 @@ class JitForward(FastForward):
         The hidden activation kernel ``hidden(x, xp)``.
     layers : sequence of (W, b)
         The network's resident weights.
+    matmul : callable
+        The matrix product ``matmul(x, w)``.
 
     Attributes
     ----------
@@ -127,7 +131,9 @@ class JitForward(FastForward):
     2
     """
 
-    def __init__(self, xp: ModuleType, hidden: Kernel, layers: Layers) -> None:
+    def __init__(
+        self, xp: ModuleType, hidden: Kernel, layers: Layers, matmul: Matmul = operator.matmul
+    ) -> None:
         import jax
 
         self.xp = xp
@@ -136,11 +142,11 @@ class JitForward(FastForward):
 
         def forward(layers: Layers, x: Any) -> Any:
             self.traces += 1  # runs only while jax traces
-            return _affine_stack(layers, x, hidden, xp)
+            return _affine_stack(layers, x, hidden, xp, matmul)
 
         def labels(layers: Layers, x: Any) -> Any:
             self.traces += 1
-            return xp.argmax(_affine_stack(layers, x, hidden, xp), axis=-1)
+            return xp.argmax(_affine_stack(layers, x, hidden, xp, matmul), axis=-1)
 
         self._forward = jax.jit(forward)
         self._labels = jax.jit(labels)
@@ -192,6 +198,8 @@ class TanhForward(FastForward):
         The network's namespace.
     layers : sequence of (W, b)
         The network's resident weights (at least one hidden layer).
+    matmul : callable
+        The matrix product ``matmul(x, w)``.
 
     Examples
     --------
@@ -203,8 +211,9 @@ class TanhForward(FastForward):
     True
     """
 
-    def __init__(self, xp: ModuleType, layers: Layers) -> None:
+    def __init__(self, xp: ModuleType, layers: Layers, matmul: Matmul = operator.matmul) -> None:
         self.xp = xp
+        self._matmul = matmul
         self.dtype = layers[0][0].dtype
         wide = xp.float64
         folded = []
@@ -222,13 +231,16 @@ class TanhForward(FastForward):
         xp = self.xp
         if x.dtype != self.dtype:
             x = xp.astype(x, self.dtype)
+        matmul = self._matmul
         for w, b in self._hidden:
-            x = xp.tanh(x @ w + b)
+            x = xp.tanh(matmul(x, w) + b)
         w, b = self._last
-        return x @ w + b
+        return matmul(x, w) + b
 
 
-def fast_forward(xp: ModuleType, kernel: Kernel, layers: Layers) -> FastForward | None:
+def fast_forward(
+    xp: ModuleType, kernel: Kernel, layers: Layers, matmul: Matmul = operator.matmul
+) -> FastForward | None:
     """Return the network's fast forward pass, or ``None`` where the plain loop is best.
 
     Parameters
@@ -240,6 +252,8 @@ def fast_forward(xp: ModuleType, kernel: Kernel, layers: Layers) -> FastForward 
         sigmoid kernel is folded into ``tanh``.
     layers : sequence of (W, b)
         The network's resident weights.
+    matmul : callable
+        The network's matrix product ``matmul(x, w)``.
 
     Examples
     --------
@@ -248,8 +262,8 @@ def fast_forward(xp: ModuleType, kernel: Kernel, layers: Layers) -> FastForward 
     True
     """
     if array_api_compat.is_jax_namespace(xp):
-        return JitForward(xp, kernel, layers)
+        return JitForward(xp, kernel, layers, matmul)
     numpy = array_api_compat.is_numpy_namespace(xp)
     if numpy and len(layers) > 1 and kernel is sigmoid_kernel_for(xp):
-        return TanhForward(xp, layers)
+        return TanhForward(xp, layers, matmul)
     return None
