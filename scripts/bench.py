@@ -1,27 +1,30 @@
 #!/usr/bin/env python
 """Benchmark xpnn against the book's code and other engines, each engine in its own process.
 
-    python scripts/bench.py                  # full run (about 5-10 minutes on 2 cores)
+    python scripts/bench.py                  # full run (10-20 minutes on 2 busy cores)
     python scripts/bench.py --quick          # fewer rounds and repeats
     python scripts/bench.py --json out.json  # also write every figure
     python scripts/bench.py --markdown       # also print the README's tables
     python scripts/bench.py --from-json out.json --markdown   # tables of an earlier run
-    python scripts/bench.py --cases ort_f32,numpy_classify_f32   # a subset
+    python scripts/bench.py --update-readme README.md         # rewrite the README's tables
+    python scripts/bench.py --cases ort,numpy_classify_f32   # a subset
     python scripts/bench.py --gpu            # on a CUDA machine: cupy vs torch-cuda
 
 Method. Every case runs in a fresh Python process of its own (``bench.py
---worker CASE``): it builds its inputs, runs the work a few times to warm up,
-then times ``repeat`` calls. Every engine runs at its default settings (ONNX
-Runtime's default session options, torch's and JAX's default thread counts,
-NumPy's OpenBLAS threads). Every case does the same work: the 10,000 MNIST test
-images in, the 10,000 predicted labels out as a NumPy array, from float32 pixels
-in [0, 1] or from raw uint8 pixels. The cases run one after another in rounds;
-each round starts one case later than the one before. For each case the table
-gives the minimum and the median over all timed calls of all rounds; a ratio
-``A / B`` is the median over rounds of ``median_A / median_B`` within the round
-(neighbouring processes share the machine's drift). Only xpnn-on-NumPy against
-plain NumPy is ever compared inside one process (the per-sample loop), with
-paired, alternating slices. Needs the MNIST test set and the book's weights
+--worker CASE``): it builds its inputs, runs the work a few times to warm up
+(JAX compiles there), then times ``repeat`` calls. Every engine runs at its
+default settings (ONNX Runtime's default session options, torch's and JAX's
+default thread counts, NumPy's OpenBLAS threads). Every forward case does the
+same work: the 10,000 MNIST test images in, the 10,000 predicted labels out as
+a NumPy array, from float32 pixels in [0, 1] or from raw uint8 pixels. The
+cases run one after another in rounds; each round starts one case later than
+the one before. For each case the report gives the minimum and the median over
+all timed calls of all rounds; a ratio ``A / B`` is the median over rounds of
+``median_A / median_B`` within the round. Only NumPy code is ever compared
+inside one process (xpnn's per-sample loop against the book's, plain NumPy pass
+by pass, xpnn's batch sizes), with the variants alternating call by call; those
+ratios are medians of call-by-call ratios, in wall time and in CPU time of the
+calling thread. Needs the MNIST test set and the book's weights
 (``XPNN_DATA_DIR`` or ``--data-dir``).
 
 Exit status: 0 when every requested case was measured or skipped for a stated
@@ -964,6 +967,30 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+README_BEGIN = "<!-- bench.py --markdown: begin -->"
+README_END = "<!-- bench.py --markdown: end -->"
+
+
+def update_readme(path: str, tables: str) -> None:
+    """Replace the text between the README's bench markers with ``tables``, atomically."""
+    import tempfile
+
+    target = Path(path)
+    text = target.read_text(encoding="utf-8")
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"bench.py: {path} has no {README_BEGIN} ... {README_END} markers")
+    new = text[: start + len(README_BEGIN)] + "\n" + tables + "\n" + text[end:]
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(new)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 10 calls")
@@ -971,6 +998,12 @@ def main() -> int:
     parser.add_argument("--json", default=None, metavar="FILE", help="also write every figure")
     parser.add_argument("--markdown", action="store_true", help="also print the README tables")
     parser.add_argument("--from-json", default=None, metavar="FILE", help="report an earlier run")
+    parser.add_argument(
+        "--update-readme",
+        default=None,
+        metavar="README",
+        help="replace the tables between the bench markers of this file",
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--cases", default=None, help="comma-separated case names (default all)")
     parser.add_argument("--gpu", action="store_true", help="only the GPU cases")
@@ -983,7 +1016,12 @@ def main() -> int:
         return 0
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text())
-        print(markdown(results) if args.markdown else header(results))
+        print(header(results))
+        print_text(results)
+        if args.markdown:
+            print("\n" + markdown(results))
+        if args.update_readme:
+            update_readme(args.update_readme, markdown(results))
         return 0
     from xpnn.download import data_home
 
@@ -1024,6 +1062,8 @@ def main() -> int:
         print("\n" + markdown(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
+    if args.update_readme:
+        update_readme(args.update_readme, markdown(results))
     measured = [k for k in results["cases"] if not k.startswith("import")]
     if results["failed"] or not measured:
         print(
