@@ -453,6 +453,7 @@ class Case:
     build: Callable[[Inputs], Work]
     section: str = "forward"
     work: str = "float32"  # the input: "float32" or "uint8"
+    calls: float = 1.0  # share of the run's timed calls (long calls take fewer)
 
 
 CASES: dict[str, Case] = {
@@ -477,9 +478,11 @@ CASES: dict[str, Case] = {
     "ort_u8": Case("ONNX Runtime, hand-built graph, Cast + /255 folded", case_ort_u8, work="uint8"),
     "ort_xpnn": Case("ONNX Runtime, xpnn's export", case_ort_xpnn),
     "ort_xpnn_u8": Case("ONNX Runtime, xpnn's uint8 export", case_ort_xpnn_u8, work="uint8"),
-    "gemm_numpy": Case(f"NumPy float32 GEMM {GEMM_N}^3", _gemm_numpy, section="gemm"),
-    "gemm_torch": Case(f"torch float32 GEMM {GEMM_N}^3", _gemm_torch, section="gemm"),
-    "batch_sweep": Case("xpnn numpy `classify` by batch size", case_batch_sweep, section="inproc"),
+    "gemm_numpy": Case(f"NumPy float32 GEMM {GEMM_N}^3", _gemm_numpy, section="gemm", calls=0.4),
+    "gemm_torch": Case(f"torch float32 GEMM {GEMM_N}^3", _gemm_torch, section="gemm", calls=0.4),
+    "batch_sweep": Case(
+        "xpnn numpy `classify` by batch size", case_batch_sweep, section="inproc", calls=0.5
+    ),
     "per_sample": Case("per-sample loop (one image per call)", case_per_sample, section="inproc"),
     "anatomy": Case("plain NumPy, pass by pass", case_anatomy, section="inproc"),
 }
@@ -639,7 +642,8 @@ def measure(args: argparse.Namespace, names: list[str], results: dict[str, Any])
         for name in order:
             if name in results["failed"] or name in results["skipped"]:
                 continue
-            out = run_worker(name, args, warmup, repeat)
+            calls = {**CASES, **GPU_CASES}[name].calls
+            out = run_worker(name, args, warmup, max(3, round(repeat * calls)))
             if "skip" in out:
                 results["skipped"][name] = out["skip"]
                 print(f"  skip  {name}: {out['skip']}", flush=True)
