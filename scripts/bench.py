@@ -876,7 +876,8 @@ def markdown(results: dict[str, Any]) -> str:
     libs = ", ".join(f"{k} {v}" for k, v in results["versions"].items())
     lines = [
         f"One run of `python scripts/bench.py` on {results['date']}: {results['machine']}; "
-        f"{libs}; {results['rounds']} rounds x {results['repeat']} timed calls per case.",
+        f"{libs}; {results['rounds']} rounds x {results['repeat']} timed calls per case "
+        "(fewer for the GEMMs and the batch sweep).",
         "",
         "| 10k MNIST test images -> labels, each case in its own process "
         "| input | min | median | ratio to ORT, same input | cores busy |",
