@@ -1015,8 +1015,12 @@ def update_readme(path: str, tables: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="2 rounds of 10 calls")
-    parser.add_argument("--rounds", type=int, default=None, help="rounds (default 2 quick, 5)")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 rounds of 10 calls (default 5 rounds of 30)"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds (default 5, or 2 with --quick)"
+    )
     parser.add_argument("--json", default=None, metavar="FILE", help="also write every figure")
     parser.add_argument("--markdown", action="store_true", help="also print the README tables")
     parser.add_argument("--from-json", default=None, metavar="FILE", help="report an earlier run")
@@ -1026,8 +1030,15 @@ def main() -> int:
         metavar="README",
         help="replace the tables between the bench markers of this file",
     )
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--cases", default=None, help="comma-separated case names (default all)")
+    parser.add_argument(
+        "--data-dir", default=None, help="MNIST and weights directory (default: $XPNN_DATA_DIR)"
+    )
+    parser.add_argument(
+        "--cases",
+        default=None,
+        help=f"comma-separated case names (default all): {', '.join(CASES)}; with --gpu: "
+        + ", ".join(GPU_CASES),
+    )
     parser.add_argument("--gpu", action="store_true", help="only the GPU cases")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=3, help=argparse.SUPPRESS)
