@@ -22,6 +22,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ._compiled import fast_forward
 from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
 from .backends import backend_name, backend_of, dtype_name, namespace, resolve_dtype, to_numpy
 
@@ -166,6 +167,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         self._hidden_layers, self._last_layer = self._layers[:-1], self._layers[-1]
         self._hidden_fn = _HIDDEN[self.hidden](self.xp)
         self._output_fn = _OUTPUT[self.output]
+        # A forward pass of its own on JAX (compiled) and NumPy (tanh), else None.
+        self._fast = fast_forward(self.xp, self._hidden_fn, self._layers)
         self._array_type = type(self._layers[0][1])
         self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
         # Only compare devices where a namespace has more than one.
@@ -265,7 +268,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
             raise TypeError(f"network input must be real numbers, got dtype {host.dtype}")
         return self.xp.asarray(host, device=self.device)
 
-    def _prepare(self, x: Any) -> Any:
+    def _prepare(self, x: Any, cast: bool = True) -> Any:
         if type(x) is not self._array_type:
             x = self._adopt(x)
         elif self._check_device and array_api_compat.device(x) != self.device:
@@ -278,7 +281,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
                 real = False
             if not real:
                 raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
-            x = xp.astype(x, self.dtype)
+            if cast:  # a fast forward pass casts it itself
+                x = xp.astype(x, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(
                 f"network expects inputs of shape ({self.input_size},) or "
@@ -299,6 +303,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         array
             ``(k,)`` or ``(n, k)`` on the network's backend, device and dtype.
         """
+        if self._fast is not None:
+            return self._fast.forward(self._prepare(x, cast=False))
         x = self._prepare(x)
         xp = self.xp
         act = self._hidden_fn
@@ -332,6 +338,9 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         n = x.shape[0]
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if self._fast is not None:
+            prepare = lambda batch: self._prepare(batch, cast=False)  # noqa: E731
+            return self._fast.classify(x, batch_size, prepare)
         if batch_size is None or batch_size >= n:
             return self.xp.argmax(self.forward(x), axis=-1)
         parts = [
