@@ -6,6 +6,10 @@ dtype; integer and boolean inputs to :func:`sigmoid` and :func:`softmax` are
 promoted to the namespace's default floating dtype (as NumPy does); complex
 and object inputs raise :class:`TypeError`.
 
+Computation runs in the input's device scope (CuPy computes on its current
+device, so a ``cuda:1`` input is computed inside ``with Device(1):``).
+``numpy.matrix`` and masked arrays are refused with :class:`TypeError`.
+
 Python lists, tuples and scalars are accepted too and converted with NumPy
 (``numpy.asarray``), so ``sigmoid([-1.0, 1.0, 2.0])`` works as in the book and
 returns a NumPy array.
@@ -20,6 +24,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ._backend.devices import array_device_scope
+from ._backend.moving import check_array_type
+from ._backend.table import BACKENDS, facts_of_namespace
+
 __all__ = ["identity_function", "relu", "sigmoid", "softmax", "step_function"]
 
 _PYTHON_INPUTS = (list, tuple, int, float, bool)
@@ -33,12 +41,13 @@ def as_array(x: Any, caller: str) -> tuple[Any, ModuleType]:
     """
     if isinstance(x, _PYTHON_INPUTS):
         x = np.asarray(x)
+    check_array_type(x, caller)
     try:
         xp = array_api_compat.array_namespace(x)
     except TypeError:
         raise TypeError(
-            f"{caller}() expects an array (numpy, cupy, torch, jax, dask, "
-            f"array_api_strict) or a list of numbers, got {type(x).__name__}"
+            f"{caller}() expects an array ({', '.join(BACKENDS)}) or a list of numbers, "
+            f"got {type(x).__name__}"
         ) from None
     return x, xp
 
@@ -54,7 +63,8 @@ def as_floating(x: Any, xp: ModuleType, caller: str) -> Any:
     if xp.isdtype(x.dtype, ("integral", "bool")):
         device = array_api_compat.device(x)
         default = xp.__array_namespace_info__().default_dtypes(device=device)
-        return xp.astype(x, default["real floating"])
+        with array_device_scope(x):
+            return xp.astype(x, default["real floating"])
     raise TypeError(f"{caller}() needs real numbers, got an array of dtype {x.dtype}")
 
 
@@ -65,7 +75,7 @@ def _check_real(x: Any, xp: ModuleType, caller: str) -> None:
 
 def _sigmoid_direct(x: Any, xp: ModuleType) -> Any:
     # The book's formula. For very negative x, exp(-x) overflows to inf and the
-    # result 1 / inf is the correct 0; torch, jax and cupy do that silently.
+    # result 1 / inf is the correct 0; torch, jax, cupy and ndonnx do that silently.
     return 1 / (1 + xp.exp(-x))
 
 
@@ -85,37 +95,30 @@ def _sigmoid_stable(x: Any, xp: ModuleType) -> Any:
     return xp.where(x >= 0, r, e * r)
 
 
-def _eager_numpy(xp: ModuleType) -> bool:
-    """True where arithmetic runs eagerly in NumPy, which warns on overflow."""
-    return array_api_compat.is_numpy_namespace(
-        xp
-    ) or array_api_compat.is_array_api_strict_namespace(xp)
-
-
 def sigmoid_kernel_for(xp: ModuleType) -> Callable[[Any, ModuleType], Any]:
     """Pick the sigmoid formula for a namespace (once per network, not per call).
 
-    Both give exact 0 and 1 in the limits, without warnings, and full relative
-    precision wherever ``exp(-x)`` is finite (x > -88.7 in float32, -709.8 in
-    float64, -11.1 in float16); below that the book's formula returns 0 where
-    the ``exp(-|x|)`` form still returns subnormals (and, in float16, values
-    down to 6e-8 for x in (-17.3, -11.1)). The book's 4-operation formula is used
-    where overflow is silent (torch, jax, cupy) or can be silenced for the call
-    (numpy, array_api_strict); lazy or unknown namespaces (dask, others), where
-    a warning would surface later, outside any guard, get the 8-operation
-    ``exp(-|x|)`` form, which never overflows.
+    The backend table's ``overflow`` fact decides. The book's 4-operation
+    formula ``1 / (1 + exp(-x))`` is used where overflow is silent (torch,
+    jax, cupy, ndonnx) or can be silenced for the call (numpy,
+    array_api_strict); lazy or unknown namespaces (dask, others), where a
+    warning would surface later, outside any guard, get the 8-operation
+    ``exp(-|x|)`` form, which never overflows. What each gives in the far
+    negative tail is documented in :func:`sigmoid`.
+
+    Examples
+    --------
+    >>> import array_api_strict
+    >>> sigmoid_kernel_for(array_api_strict).__name__
+    '_sigmoid_direct_quiet'
     """
-    if _eager_numpy(xp):
+    row = facts_of_namespace(xp)
+    overflow = "warns-lazily" if row is None else row.overflow
+    if overflow == "silent":
+        return _sigmoid_direct
+    if overflow == "warns":
         return _sigmoid_direct_quiet
-    direct = any(
-        check(xp)
-        for check in (
-            array_api_compat.is_torch_namespace,
-            array_api_compat.is_jax_namespace,
-            array_api_compat.is_cupy_namespace,
-        )
-    )
-    return _sigmoid_direct if direct else _sigmoid_stable
+    return _sigmoid_stable
 
 
 def sigmoid_kernel(x: Any, xp: ModuleType) -> Any:
@@ -124,8 +127,32 @@ def sigmoid_kernel(x: Any, xp: ModuleType) -> Any:
 
 
 def relu_kernel(x: Any, xp: ModuleType) -> Any:
-    """ReLU of a real numeric array ``x`` of namespace ``xp``, no checks."""
+    """ReLU of a real numeric array ``x`` of namespace ``xp``, no checks.
+
+    The zero is made on ``x``'s device; on CuPy the caller runs this inside
+    the device's scope (:func:`xpnn._backend.devices.device_scope`), where
+    CuPy places it.
+    """
     return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=array_api_compat.device(x)))
+
+
+def _relu_lazy(x: Any, xp: ModuleType) -> Any:
+    # A Python 0 keeps the chunks' own library (a dask array of CuPy chunks
+    # stays CuPy) and adds no array to the graph.
+    return xp.maximum(x, 0)
+
+
+def relu_kernel_for(xp: ModuleType) -> Callable[[Any, ModuleType], Any]:
+    """Pick the ReLU formula for a namespace: a Python 0 on dask, an array 0 elsewhere.
+
+    Examples
+    --------
+    >>> import array_api_strict
+    >>> relu_kernel_for(array_api_strict).__name__
+    'relu_kernel'
+    """
+    row = facts_of_namespace(xp)
+    return _relu_lazy if row is not None and row.name == "dask" else relu_kernel
 
 
 def softmax_kernel(x: Any, xp: ModuleType, axis: int = -1) -> Any:
@@ -163,14 +190,32 @@ def step_function(x: Any) -> Any:
     _check_real(x, xp, "step_function")
     device = array_api_compat.device(x)
     default = xp.__array_namespace_info__().default_dtypes(device=device)
-    return xp.astype(x > 0, default["integral"])
+    with array_device_scope(x):
+        return xp.astype(x > 0, default["integral"])
 
 
 def sigmoid(x: Any) -> Any:
-    """Logistic sigmoid ``1 / (1 + exp(-x))``, without overflow.
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, without overflow warnings.
 
     Exact 0 and 1 in the limits (``sigmoid(-1e4) == 0``, ``sigmoid(1e4) == 1``)
-    in float16, float32 and float64, with no RuntimeWarning.
+    in float16, float32 and float64, with no RuntimeWarning, on every backend.
+
+    Precision in the far negative tail depends on the backend (measured; the
+    thresholds are for float32, float64 in brackets):
+
+    - Everywhere, results that are normal floating numbers (``x`` above
+      ``log(tiny)``: -87.34 [-708.40]) have full relative precision.
+    - numpy, array_api_strict, torch, cupy, ndonnx compute the book's formula:
+      full relative precision down to -88.72 [-709.78], where ``exp(-x)``
+      overflows; below that exactly 0.
+    - jax computes the same formula but XLA flushes subnormal results to zero:
+      exactly 0 below -87.34 [-708.40]. (float16 is not flushed.)
+    - dask computes ``exp(-|x|)`` forms, which never overflow: subnormal
+      results down to -103.97 [-744.44], each within one subnormal step
+      (1.4e-45 [4.9e-324]) of the true value, and 0 below.
+
+    In float16 the book's formula gives 0 below -11.09, where ``exp(-x)``
+    overflows (float16 subnormals start at -9.70).
 
     Parameters
     ----------
@@ -188,9 +233,12 @@ def sigmoid(x: Any) -> Any:
     >>> import array_api_strict as xp
     >>> sigmoid(xp.asarray([-1.0, 1.0, 2.0]))
     Array([0.26894142, 0.73105858, 0.88079708], dtype=array_api_strict.float64)
+    >>> sigmoid(xp.asarray([-1e4, 1e4], dtype=xp.float32))
+    Array([0., 1.], dtype=array_api_strict.float32)
     """
     x, xp = as_array(x, "sigmoid")
-    return sigmoid_kernel(as_floating(x, xp, "sigmoid"), xp)
+    with array_device_scope(x):
+        return sigmoid_kernel(as_floating(x, xp, "sigmoid"), xp)
 
 
 def relu(x: Any) -> Any:
@@ -208,7 +256,8 @@ def relu(x: Any) -> Any:
     _check_real(x, xp, "relu")
     if xp.isdtype(x.dtype, "bool"):
         return x
-    return relu_kernel(x, xp)
+    with array_device_scope(x):
+        return relu_kernel_for(xp)(x, xp)
 
 
 def identity_function(x: Any) -> Any:
@@ -250,4 +299,5 @@ def softmax(x: Any, axis: int = -1) -> Any:
         raise ValueError("softmax() needs at least one axis, got a 0-d array")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"softmax() axis {axis} is out of range for an array of {x.ndim} dims")
-    return softmax_kernel(x, xp, axis)
+    with array_device_scope(x):
+        return softmax_kernel(x, xp, axis)

@@ -6,14 +6,18 @@ weights are converted once, when the network is built or moved with
 :meth:`Network.to`; every call after that works on the resident arrays.
 
 Inputs of another namespace or device than the network's are moved to the
-network (through host memory when the namespace differs) before any
-arithmetic, so nothing is ever computed on the wrong device; inputs of another
-dtype (uint8 pixels, float64 data for a float32 network) are cast to the
-network's dtype.
+network before any arithmetic (through DLPack, sharing memory where the two
+libraries can, else through host memory; see :mod:`xpnn._backend.moving`), so
+nothing is ever computed on the wrong device; inputs of another dtype (uint8
+pixels, float64 data for a float32 network) are cast to the network's dtype.
+All computation runs in the network's device scope (CuPy computes on its
+current device), and matrix products run at full precision on every backend
+(JAX's are asked for ``precision=HIGHEST``; see :mod:`xpnn._backend.products`).
 """
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from types import ModuleType
@@ -22,8 +26,12 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
-from .backends import backend_name, backend_of, dtype_name, namespace, resolve_dtype, to_numpy
+from ._backend.devices import device_scope
+from ._backend.moving import check_array_type, host_view, move
+from ._backend.products import matmul_for
+from ._backend.table import facts
+from .activations import relu_kernel_for, sigmoid_kernel_for, softmax_kernel
+from .backends import backend_name, dtype_name, namespace, resolve_dtype
 
 __all__ = ["Network", "classify", "forward", "init_network", "predict"]
 
@@ -35,7 +43,7 @@ def _identity_kernel(x: Any, xp: ModuleType) -> Any:
 # Hidden activations: each maps a namespace to its kernel (chosen once per network).
 _HIDDEN: dict[str, Callable[[ModuleType], Callable[[Any, ModuleType], Any]]] = {
     "sigmoid": sigmoid_kernel_for,
-    "relu": lambda xp: relu_kernel,
+    "relu": relu_kernel_for,
 }
 _OUTPUT: dict[str, Callable[[Any, ModuleType], Any]] = {
     "identity": _identity_kernel,
@@ -72,7 +80,7 @@ def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarra
             missing = ({"W", "b"} - indices[i]).pop()
             raise ValueError(f"network parameter {missing}{i} is missing")
         # Own copies: a caller changing its arrays later must not change the network.
-        w, b = (np.array(to_numpy(params[f"{k}{i}"]), copy=True) for k in ("W", "b"))
+        w, b = (_host_parameter(params[f"{k}{i}"]) for k in ("W", "b"))
         for name, arr in ((f"W{i}", w), (f"b{i}", b)):
             if arr.dtype.kind not in "fiu":
                 raise TypeError(
@@ -88,6 +96,20 @@ def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarra
             )
         layers.append((w, b))
     return layers
+
+
+def _host_parameter(value: Any) -> np.ndarray:
+    """A C-ordered host copy of one weight array (host-side weight preparation)."""
+    if isinstance(value, (list, tuple, numbers.Number)):
+        return np.array(value)
+    host, _ = host_view(value)
+    return np.array(host, copy=True, order="C")
+
+
+def _positive_integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _default_dtype(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
@@ -146,14 +168,18 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     ) -> None:
         self.hidden = _choice(hidden, _HIDDEN, "hidden activation")
         self.output = _choice(output, _OUTPUT, "output function")
-        if not (
-            isinstance(input_scale, (int, float)) and np.isfinite(input_scale) and input_scale > 0
+        if (
+            isinstance(input_scale, bool)
+            or not isinstance(input_scale, numbers.Real)
+            or not (0 < float(input_scale) < float("inf"))
         ):
             raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
         self.input_scale = float(input_scale)
         host = _layer_arrays(params)
         self.xp, self.device = namespace(backend, device)
-        self.backend = backend_of(self.xp)
+        self.backend = backend_name(backend)
+        self._facts = facts(self.backend)
+        self._scope = device_scope(self.backend, self.device)
         self.dtype_name = dtype_name(self.xp, dtype or _default_dtype(host))
         self.dtype = resolve_dtype(self.xp, self.dtype_name)
         self._host = host
@@ -161,15 +187,17 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         for i, (w, b) in enumerate(host):
             if i == 0 and self.input_scale != 1.0:
                 w = w.astype(np.float64) * self.input_scale
-            layers.append((self._place(w), self._place(b)))
+            with self._scope:
+                layers.append((self._place(w), self._place(b)))
         self._layers = tuple(layers)
         self._hidden_layers, self._last_layer = self._layers[:-1], self._layers[-1]
         self._hidden_fn = _HIDDEN[self.hidden](self.xp)
         self._output_fn = _OUTPUT[self.output]
+        self._matmul = matmul_for(self.xp)
         self._array_type = type(self._layers[0][1])
         self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
         # Only compare devices where a namespace has more than one.
-        self._check_device = self.backend not in ("numpy", "dask")
+        self._check_device = self._facts.many_devices
 
     def _place(self, arr: np.ndarray, copy: bool | None = None) -> Any:
         return self.xp.asarray(arr, dtype=self.dtype, device=self.device, copy=copy)
@@ -195,10 +223,29 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         the network.
         """
         out: dict[str, Any] = {}
-        for i, (w, b) in enumerate(self._host, start=1):
-            out[f"W{i}"] = self._place(w, copy=True)
-            out[f"b{i}"] = self._place(b, copy=True)
+        with self._scope:
+            for i, (w, b) in enumerate(self._host, start=1):
+                out[f"W{i}"] = self._place(w, copy=True)
+                out[f"b{i}"] = self._place(b, copy=True)
         return out
+
+    def host_params(self) -> dict[str, np.ndarray]:
+        """A NumPy copy of the weights the network was built from (no device round trip).
+
+        The arrays are those the network keeps on the host, in their original
+        dtype, before ``input_scale`` is folded in; changing them does not
+        change the network.
+
+        Examples
+        --------
+        >>> sorted(init_network().host_params())
+        ['W1', 'W2', 'W3', 'b1', 'b2', 'b3']
+        """
+        return {
+            f"{k}{i}": arr.copy()
+            for i, (w, b) in enumerate(self._host, 1)
+            for k, arr in (("W", w), ("b", b))
+        }
 
     def __repr__(self) -> str:
         sizes = "-".join(str(n) for n in self.layer_sizes)
@@ -232,11 +279,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         if device is None and same_backend:
             device = self.device
         return Network(
-            {
-                k: v
-                for i, (w, b) in enumerate(self._host, 1)
-                for k, v in ((f"W{i}", w), (f"b{i}", b))
-            },
+            self.host_params(),
             hidden=self.hidden,
             output=self.output,
             backend=self.backend if backend is None else backend,
@@ -250,26 +293,25 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     def _adopt(self, x: Any) -> Any:
         """Bring an input of another type, namespace or device to the network."""
         if isinstance(x, (list, tuple)):
-            host = np.asarray(x)
-        else:
-            try:
-                xp_in = array_api_compat.array_namespace(x)
-            except TypeError:
-                raise TypeError(
-                    f"network input must be an array or a list of numbers, got {type(x).__name__}"
-                ) from None
-            if xp_in is self.xp:
-                return array_api_compat.to_device(x, self.device)
-            host = to_numpy(x)
-        if host.dtype.kind not in "fiub":
-            raise TypeError(f"network input must be real numbers, got dtype {host.dtype}")
-        return self.xp.asarray(host, device=self.device)
+            x = np.asarray(x)
+        check_array_type(x, "forward")
+        if not (isinstance(x, np.generic) or array_api_compat.is_array_api_obj(x)):
+            raise TypeError(
+                f"network input must be an array or a list of numbers, got {type(x).__name__}"
+            )
+        kind = getattr(getattr(x, "dtype", None), "kind", None)
+        if kind is not None and kind not in "fiub":  # NumPy: object, complex, strings
+            raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
+        with self._scope:
+            return move(x, self._facts, self.xp, self.device, self.dtype_name)
 
     def _prepare(self, x: Any) -> Any:
         if type(x) is not self._array_type:
             x = self._adopt(x)
         elif self._check_device and array_api_compat.device(x) != self.device:
-            x = array_api_compat.to_device(x, self.device)
+            x = self._adopt(x)
+        elif self.backend == "numpy" and not (x.dtype.isnative and x.dtype.kind in "fiub"):
+            x = self._adopt(x)  # non-native byte order, longdouble, objects: checked there
         if x.dtype != self._array_dtype:
             xp = self.xp
             try:
@@ -279,12 +321,20 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
             if not real:
                 raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
             x = xp.astype(x, self.dtype)
-        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+        width = x.shape[-1] if x.ndim else None
+        if x.ndim not in (1, 2) or (width is not None and width != self.input_size):
             raise ValueError(
                 f"network expects inputs of shape ({self.input_size},) or "
                 f"(n, {self.input_size}); got shape {tuple(x.shape)}"
             )
         return x
+
+    def _forward(self, x: Any) -> Any:
+        xp, act, matmul = self.xp, self._hidden_fn, self._matmul
+        for w, b in self._hidden_layers:
+            x = act(matmul(x, w) + b, xp)
+        w, b = self._last_layer
+        return matmul(x, w) + b
 
     def forward(self, x: Any) -> Any:
         """Return the last layer's affine output (the identity output, logits).
@@ -292,24 +342,34 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         Parameters
         ----------
         x : array_like
-            One sample ``(d,)`` or a batch ``(n, d)``.
+            One sample ``(d,)`` or a batch ``(n, d)``, of any backend and
+            device (moved to the network first), or a list.
 
         Returns
         -------
         array
             ``(k,)`` or ``(n, k)`` on the network's backend, device and dtype.
+
+        Examples
+        --------
+        >>> net = init_network(dtype="float64")
+        >>> net.forward([[1.0, 0.5], [0.0, 0.0]]).shape
+        (2, 2)
         """
-        x = self._prepare(x)
-        xp = self.xp
-        act = self._hidden_fn
-        for w, b in self._hidden_layers:
-            x = act(x @ w + b, xp)
-        w, b = self._last_layer
-        return x @ w + b
+        with self._scope:
+            return self._forward(self._prepare(x))
 
     def predict(self, x: Any) -> Any:
-        """Return the network's output: :meth:`forward` then the output function."""
-        return self._output_fn(self.forward(x), self.xp)
+        """Return the network's output: :meth:`forward` then the output function.
+
+        Examples
+        --------
+        >>> net = init_network(dtype="float64")
+        >>> net.predict([1.0, 0.5])
+        array([0.31682708, 0.69627909])
+        """
+        with self._scope:
+            return self._output_fn(self._forward(self._prepare(x)), self.xp)
 
     def classify(self, x: Any, batch_size: int | None = None) -> Any:
         """Return the predicted class of each row of ``x`` (argmax of the logits).
@@ -317,28 +377,44 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         Parameters
         ----------
         x : array_like
-            A batch ``(n, d)`` of any backend; each batch is moved to the network
-            on its own, so a host array larger than device memory streams through.
+            A batch ``(n, d)`` of any backend, or one sample ``(d,)``; each
+            batch is moved to the network on its own, so a host array larger
+            than device memory streams through.
         batch_size : int or None
-            Rows per forward pass; ``None`` is one pass over all rows.
+            Rows per forward pass; ``None`` is one pass over all rows. It has
+            no effect on one sample.
 
         Returns
         -------
         array
-            ``(n,)`` integer labels on the network's backend and device.
+            ``(n,)`` integer labels for a batch, a 0-d integer array for one
+            sample, on the network's backend and device.
+
+        Examples
+        --------
+        >>> net = init_network(dtype="float64")
+        >>> net.classify([[1.0, 0.5], [-3.0, 0.0]], batch_size=1)
+        array([1, 1])
+        >>> net.classify([1.0, 0.5]).shape
+        ()
         """
-        if not hasattr(x, "shape"):
-            x = self._adopt(x)
+        if batch_size is not None:
+            batch_size = _positive_integer(batch_size, "batch_size")
+        if not hasattr(x, "shape") or getattr(x, "ndim", 2) != 2:
+            x = self._prepare(x)
         n = x.shape[0]
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if batch_size is None or batch_size >= n:
-            return self.xp.argmax(self.forward(x), axis=-1)
-        parts = [
-            self.xp.argmax(self.forward(x[start : min(start + batch_size, n), ...]), axis=-1)
-            for start in range(0, n, batch_size)
-        ]
-        return self.xp.concat(parts)
+        xp = self.xp
+        with self._scope:
+            if batch_size is None or n is None or batch_size >= n:
+                return xp.argmax(self._forward(self._prepare(x)), axis=-1)
+            parts = [
+                xp.argmax(
+                    self._forward(self._prepare(x[start : min(start + batch_size, n), ...])),
+                    axis=-1,
+                )
+                for start in range(0, n, batch_size)
+            ]
+            return xp.concat(parts)
 
 
 def init_network(backend: str | None = None, device: Any = None, dtype: str = "float32") -> Network:
@@ -362,15 +438,33 @@ def init_network(backend: str | None = None, device: Any = None, dtype: str = "f
 
 
 def forward(network: Network, x: Any) -> Any:
-    """Return ``network``'s identity output for ``x`` (see :meth:`Network.forward`)."""
+    """Return ``network``'s identity output for ``x`` (see :meth:`Network.forward`).
+
+    Examples
+    --------
+    >>> forward(init_network(dtype="float64"), [1.0, 0.5])
+    array([0.31682708, 0.69627909])
+    """
     return network.forward(x)
 
 
 def predict(network: Network, x: Any) -> Any:
-    """Return ``network``'s output for ``x`` (see :meth:`Network.predict`)."""
+    """Return ``network``'s output for ``x`` (see :meth:`Network.predict`).
+
+    Examples
+    --------
+    >>> predict(init_network(dtype="float64"), [1.0, 0.5])
+    array([0.31682708, 0.69627909])
+    """
     return network.predict(x)
 
 
 def classify(network: Network, x: Any, batch_size: int | None = None) -> Any:
-    """Return predicted labels (see :meth:`Network.classify`)."""
+    """Return predicted labels (see :meth:`Network.classify`).
+
+    Examples
+    --------
+    >>> classify(init_network(dtype="float64"), [[1.0, 0.5]])
+    array([1])
+    """
     return network.classify(x, batch_size)
