@@ -211,7 +211,7 @@ def sigmoid(x: Any) -> Any:
     - jax computes the same formula but XLA flushes subnormal results to zero:
       exactly 0 below -87.34 [-708.40]. (float16 is not flushed.)
     - dask computes ``exp(-|x|)`` forms, which never overflow: subnormal
-      results down to -103.97 [-744.44], each within one subnormal step
+      results down to -103.97 [-745.13], each within one subnormal step
       (1.4e-45 [4.9e-324]) of the true value, and 0 below.
 
     In float16 the book's formula gives 0 below -11.09, where ``exp(-x)``
