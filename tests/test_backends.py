@@ -133,3 +133,188 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- one canonical device object per device --------------------------------------------
+
+
+def test_torch_devices_are_normalised(monkeypatch):
+    torch = import_or_skip("torch", "torch")
+
+    assert xpnn.namespace("torch", torch.device("cpu"))[1] == torch.device("cpu")
+    for bad in (object(), 1, torch.device("meta"), "tpu"):
+        with pytest.raises(xpnn.BackendError, match="backend 'torch' has no device"):
+            xpnn.namespace("torch", bad)
+    # Normalising needs no GPU: pretend torch sees two.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for name in ("cuda", torch.device("cuda"), "cuda:0", torch.device("cuda", 0), "GPU"):
+        device = xpnn.namespace("torch", name)[1]
+        assert device == torch.device("cuda", 0) and device.index == 0, name
+    assert xpnn.namespace("torch", torch.device("cuda:1"))[1] == torch.device("cuda", 1)
+    with pytest.raises(xpnn.BackendError, match="torch sees 2 CUDA device"):
+        xpnn.namespace("torch", torch.device("cuda", 2))
+
+
+def test_jax_devices_are_the_listed_objects():
+    jax = import_or_skip("jax", "jax")
+
+    cpus = jax.devices("cpu")
+    assert xpnn.namespace("jax", "cpu")[1] is cpus[0]
+    assert xpnn.namespace("jax", cpus[-1])[1] is cpus[-1]
+    assert xpnn.namespace("jax", f"cpu:{len(cpus) - 1}")[1] is cpus[-1]
+    with pytest.raises(xpnn.BackendError, match=f"jax sees {len(cpus)} CPU device"):
+        xpnn.namespace("jax", f"cpu:{len(cpus)}")
+    for bad in (object(), 0, "tpu"):
+        with pytest.raises(xpnn.BackendError, match="backend 'jax' has no device"):
+            xpnn.namespace("jax", bad)
+
+
+def test_device_none_is_the_cpu_even_where_jax_lists_a_gpu_first(monkeypatch):
+    """``device=None`` is the CPU on every backend but cupy, whatever JAX lists first."""
+    jax = import_or_skip("jax", "jax")
+
+    real = jax.devices
+
+    class FakeGpu:
+        platform = "gpu"
+
+    def devices(backend=None):
+        return [FakeGpu(), *real("cpu")] if backend is None else real(backend)
+
+    monkeypatch.setattr(jax, "devices", devices)
+    assert not isinstance(jax.devices()[0], type(real("cpu")[0]))  # the stub is in place
+    device = xpnn.namespace("jax")[1]
+    assert device is real("cpu")[0] and device.platform == "cpu"
+    net = xpnn.init_network("jax", dtype="float32")
+    assert net.device.platform == "cpu"
+    assert net.forward([1.0, 0.5]).devices() == {real("cpu")[0]}
+
+
+def test_strict_device_objects_and_names():
+    xps = import_or_skip("array_api_strict", "array_api_strict")
+
+    assert xpnn.namespace("array_api_strict", xps.Device("device2"))[1] == xps.Device("device2")
+    assert xpnn.namespace("array_api_strict", "CPU_DEVICE")[1] == xps.Device("CPU_DEVICE")
+    with pytest.raises(xpnn.BackendError, match="no device"):
+        xpnn.namespace("array_api_strict", object())
+
+
+def fake_cupy(monkeypatch, count):
+    """A stand-in for CuPy on a machine with ``count`` GPUs (no CUDA needed)."""
+    import types
+
+    class Device:
+        entered: list = []  # noqa: RUF012
+
+        def __init__(self, index=0):
+            self.id = index
+
+        def __eq__(self, other):
+            return type(other) is Device and other.id == self.id
+
+        __hash__ = object.__hash__
+
+        def __enter__(self):
+            Device.entered.append(self.id)
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    fake = types.ModuleType("cupy")
+    runtime = types.SimpleNamespace(getDeviceCount=lambda: count)
+    fake.cuda = types.SimpleNamespace(runtime=runtime, Device=Device)
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    monkeypatch.setattr(xpnn.backends, "_import_backend", lambda name: types.ModuleType("xp"))
+    return fake
+
+
+def test_cupy_devices_are_validated_and_normalised(monkeypatch):
+    cupy = fake_cupy(monkeypatch, count=2)
+    assert xpnn.namespace("cupy")[1] == cupy.cuda.Device(0)
+    assert xpnn.namespace("cupy", "cuda:1")[1] == cupy.cuda.Device(1)
+    assert xpnn.namespace("cupy", cupy.cuda.Device(1))[1] == cupy.cuda.Device(1)
+    for bad in (object(), 1, "tpu"):
+        with pytest.raises(xpnn.BackendError, match="backend 'cupy' has no device"):
+            xpnn.namespace("cupy", bad)
+    with pytest.raises(xpnn.BackendError, match="cupy sees 2 CUDA device"):
+        xpnn.namespace("cupy", cupy.cuda.Device(2))
+    with pytest.raises(xpnn.BackendError, match="cupy sees 2 CUDA device"):
+        xpnn.namespace("cupy", "cuda:5")
+
+
+def test_cupy_computes_inside_the_device_scope(monkeypatch):
+    """Every public function runs in the scope of its input's CuPy device."""
+    from xpnn._backend import devices
+
+    cupy = fake_cupy(monkeypatch, count=2)
+    device = cupy.cuda.Device(1)
+    assert devices.device_scope("cupy", device) is device
+
+    class FakeCupyArray:
+        __module__ = "cupy"
+        device = cupy.cuda.Device(1)
+
+    assert devices.array_device_scope(FakeCupyArray()) == cupy.cuda.Device(1)
+    assert devices.array_device_scope(np.zeros(1)) is devices.device_scope("numpy", "cpu")
+
+
+# -- JAX matrix products at full precision ------------------------------------------------
+
+
+def test_jax_networks_ask_for_highest_precision_products():
+    """JAX would use TF32 on a GPU by default; every product the network makes asks for HIGHEST."""
+    jax = import_or_skip("jax", "jax")
+
+    net = xpnn.init_network("jax", dtype="float32")
+    jaxpr = str(jax.make_jaxpr(net.forward)(jax.numpy.ones((4, 2), dtype="float32")))
+    assert jaxpr.count("dot_general[") == 3
+    assert jaxpr.count("precision=(Precision.HIGHEST, Precision.HIGHEST)") == 3, jaxpr
+
+
+def test_products_match_numpy_to_float32_tolerance(backend):
+    """The same tolerance on every backend (jax-cuda included, where TF32 would fail it)."""
+    if not backend.has_dtype("float32"):
+        pytest.skip("no float32")
+    rng = np.random.default_rng(7)
+    params = {"W1": rng.normal(size=(64, 50)), "b1": rng.normal(size=50)}
+    params |= {"W2": rng.normal(size=(50, 10)), "b2": rng.normal(size=10)}
+    x = rng.normal(size=(32, 64)).astype(np.float32)
+    reference = xpnn.Network(params, dtype="float64").forward(x.astype(np.float64))
+    net = xpnn.Network(params, backend=backend.name, device=backend.device, dtype="float32")
+    got = xpnn.to_numpy(net.forward(backend.asarray(x)))
+    np.testing.assert_allclose(got, reference, rtol=1e-5, atol=1e-5)
+
+
+# -- to_numpy ---------------------------------------------------------------------------
+
+
+def test_to_numpy_returns_a_copy(backend):
+    x = backend.asarray([1.0, 2.0], "float64" if backend.has_dtype("float64") else "float32")
+    first = xpnn.to_numpy(x)
+    first[0] = 99.0  # a view would change x (or fail: read-only)
+    assert xpnn.to_numpy(x)[0] == 1.0
+    assert first.flags.owndata and first.flags.writeable
+
+
+def test_to_numpy_copies_numpy_too():
+    x = np.arange(3.0)
+    y = xpnn.to_numpy(x)
+    assert not np.shares_memory(x, y)
+    assert xpnn.to_numpy(np.float32(2.5)).dtype == np.float32
+
+
+@pytest.mark.parametrize("bad", ["1.0", {"a": 1}, None, [1.0, 2.0], object()])
+def test_to_numpy_refuses_non_arrays(bad):
+    with pytest.raises(TypeError, match="expected an array"):
+        xpnn.to_numpy(bad)
+
+
+def test_to_numpy_refuses_matrix_and_masked():
+    with pytest.raises(TypeError, match="masked"):
+        xpnn.to_numpy(np.ma.masked_array([1.0, 2.0], mask=[0, 1]))
+    with pytest.warns(PendingDeprecationWarning):
+        matrix = np.matrix([[1.0, 2.0]])
+    with pytest.raises(TypeError, match=r"numpy\.matrix"):
+        xpnn.to_numpy(matrix)

@@ -117,8 +117,11 @@ def test_shape_mismatch_names_sizes(backend):
 
 def test_complex_and_object_inputs_are_refused(backend):
     net = xpnn.init_network(backend.name, backend.device)
+    if backend.has_dtype("complex128"):
+        with pytest.raises(TypeError, match="real numbers"):
+            net.forward(backend.asarray([1 + 1j, 0.5], "complex128"))
     with pytest.raises(TypeError, match="real numbers"):
-        net.forward(backend.asarray([1 + 1j, 0.5], "complex128"))
+        net.forward(np.array([1 + 1j, 0.5]))
     with pytest.raises(TypeError, match="real numbers"):
         net.forward(np.array([1.0, None], dtype=object))
     with pytest.raises(TypeError, match="array or a list"):
