@@ -318,3 +318,155 @@ def test_to_numpy_refuses_matrix_and_masked():
         matrix = np.matrix([[1.0, 2.0]])
     with pytest.raises(TypeError, match=r"numpy\.matrix"):
         xpnn.to_numpy(matrix)
+
+
+# -- moving arrays: DLPack first, host memory last ---------------------------------------
+
+
+def aligned(n, dtype=np.float32, alignment=64):
+    """A NumPy array whose buffer starts on an ``alignment``-byte boundary."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.zeros(n + alignment // itemsize, dtype)
+    offset = (-raw.ctypes.data % alignment) // itemsize
+    out = raw[offset : offset + n]
+    out[...] = np.arange(n, dtype=dtype)
+    assert out.ctypes.data % alignment == 0
+    return out
+
+
+def pointer(x):
+    """The address of an array's first element, for NumPy, torch and JAX arrays."""
+    if isinstance(x, np.ndarray):
+        return x.ctypes.data
+    if hasattr(x, "data_ptr"):
+        return x.data_ptr()
+    return x.unsafe_buffer_pointer()
+
+
+@pytest.fixture
+def host_copies(monkeypatch):
+    """Count the moves that went through host memory (or made a host copy)."""
+    from xpnn._backend import moving
+
+    calls = []
+    for name in ("_through_host", "_host_copy"):
+        original = getattr(moving, name)
+
+        def counting(*args, _original=original, _name=name):
+            calls.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(moving, name, counting)
+    return calls
+
+
+def move(x, backend, device=None):
+    from xpnn._backend.moving import move as move_array
+    from xpnn._backend.table import facts
+
+    xp, dev = xpnn.namespace(backend, device)
+    return move_array(x, facts(backend), xp, dev, "float32")
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("numpy", "torch"), ("torch", "numpy"), ("numpy", "jax"), ("jax", "numpy"), ("torch", "jax")],
+)
+def test_dlpack_moves_share_memory(source, target, host_copies):
+    """Measured zero-copy pairs on the CPU: the moved array is the same memory."""
+    for name in {source, target} - {"numpy"}:
+        import_or_skip(name, name)
+    x = aligned(1024)
+    if source != "numpy":
+        x = move(x, source)
+    y = move(x, target)
+    assert pointer(y) == pointer(x), f"{source} -> {target} copied"
+    assert host_copies == []
+    np.testing.assert_array_equal(xpnn.to_numpy(y), np.arange(1024, dtype=np.float32))
+
+
+def test_unaligned_numpy_to_jax_is_copied_by_jax_not_through_host(host_copies):
+    import_or_skip("jax", "jax")
+    x = aligned(1025)[1:]  # 4 bytes past a 64-byte boundary
+    y = move(x, "jax")
+    assert pointer(y) != pointer(x)  # JAX copies what is not 64-byte aligned
+    assert host_copies == []
+    np.testing.assert_array_equal(xpnn.to_numpy(y), x)
+
+
+@pytest.mark.parametrize("target", ["torch", "jax", "array_api_strict", "dask", "ndonnx"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: np.arange(12.0).reshape(3, 4)[:, ::-1],  # negative strides (torch would abort)
+        lambda: np.arange(12.0).reshape(3, 4)[::-1],
+        lambda: np.arange(12.0, dtype=">f8").reshape(3, 4),  # big-endian
+        lambda: np.arange(12.0, dtype=np.longdouble).reshape(3, 4),
+        lambda: np.arange(12.0, dtype=np.float16).reshape(3, 4),
+        lambda: np.broadcast_to(np.arange(4.0), (3, 4)),  # zero strides
+    ],
+    ids=["reversed-columns", "reversed-rows", "big-endian", "longdouble", "float16", "broadcast"],
+)
+def test_awkward_numpy_inputs_are_moved_with_one_host_copy(target, make, host_copies):
+    import_or_skip({"array_api_strict": "array_api_strict", "dask": "dask.array"}.get(target, target), target)
+    x = make()
+    y = move(x, target)
+    assert len(host_copies) <= 1 + (target in ("dask", "ndonnx")), host_copies
+    np.testing.assert_array_equal(xpnn.to_numpy(y).astype(np.float64), x.astype(np.float64))
+
+
+def test_dlpack_and_host_paths_give_identical_results(backend, monkeypatch):
+    """Forcing every move through host memory changes nothing in the results."""
+    from xpnn._backend import moving
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(16, 2))
+    net = xpnn.init_network(backend.name, backend.device, "float32")
+    direct = xpnn.to_numpy(net.forward(x))
+
+    def refuse(*args):
+        raise BufferError("no DLPack in this test")
+
+    monkeypatch.setattr(moving, "_from_dlpack", refuse)
+    np.testing.assert_array_equal(xpnn.to_numpy(net.forward(x)), direct)
+
+
+# -- a real second device: jax cpu:1 ---------------------------------------------------------
+
+
+def jax_cpu1():
+    jax = import_or_skip("jax", "jax")
+    cpus = jax.devices("cpu")
+    if len(cpus) < 2:
+        pytest.skip("jax has one CPU device here (XLA_FLAGS set before conftest could)")
+    return jax, cpus
+
+
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
+def test_network_on_cpu1_never_computes_on_cpu0(hidden):
+    jax, (cpu0, cpu1) = jax_cpu1()[0], jax_cpu1()[1][:2]
+    params = {"W1": [[1.0, -1.0], [0.5, 2.0]], "b1": [0.1, -0.2]}
+    params |= {"W2": [[1.0], [-1.0]], "b2": [0.3]}
+    net = xpnn.Network(params, hidden=hidden, backend="jax", device="cpu:1", output="softmax")
+    assert net.device is cpu1
+    on_cpu0 = jax.device_put(jax.numpy.asarray([[1.0, 2.0], [-1.0, 0.5]]), cpu0)
+    expected = xpnn.Network(params, hidden=hidden).forward(np.asarray(on_cpu0))
+    # Inputs arriving on cpu:0 are moved explicitly; nothing moves implicitly between
+    # devices, so every operation runs where its operands are: on cpu:1.
+    with jax.transfer_guard_device_to_device("disallow"):
+        for result in (net.forward(on_cpu0), net.predict(on_cpu0), net.classify(on_cpu0)):
+            assert result.devices() == {cpu1}
+        for function in (xpnn.sigmoid, xpnn.relu, xpnn.softmax, xpnn.step_function):
+            assert function(jax.device_put(on_cpu0, cpu1)).devices() == {cpu1}
+    np.testing.assert_allclose(xpnn.to_numpy(net.forward(on_cpu0)), expected, rtol=1e-6)
+    for w in net.params.values():
+        assert w.devices() == {cpu1}
+
+
+def test_implicit_transfers_are_caught_by_the_guard():
+    """The guard the test above relies on does catch an operand left on cpu:0."""
+    jax, (cpu0, cpu1) = jax_cpu1()[0], jax_cpu1()[1][:2]
+    a = jax.device_put(jax.numpy.ones(3), cpu1)
+    b = jax.numpy.asarray(np.ones(3))  # uncommitted, on the default device cpu:0
+    with jax.transfer_guard_device_to_device("disallow"), pytest.raises(Exception, match="[Dd]isallowed"):
+        (a + b).block_until_ready()

@@ -204,3 +204,77 @@ def test_network_owns_its_weights(backend):
     if backend.name == "numpy":
         params["W1"][0, 0] = 50.0  # a copy, not the network's array
         assert_close(net.forward(x), [1.0, 1.0], "float32")
+
+
+# -- compiled and lazy execution --------------------------------------------------------
+
+
+PUBLIC_FUNCTIONS = [
+    xpnn.sigmoid,
+    xpnn.relu,
+    xpnn.softmax,
+    xpnn.step_function,
+    xpnn.identity_function,
+]
+
+
+def test_everything_works_under_jax_jit():
+    jax = import_or_skip("jax", "jax")
+
+    x = jax.numpy.asarray([[1.0, 0.5], [-2.0, 3.0]], dtype="float32")
+    for function in PUBLIC_FUNCTIONS:
+        np.testing.assert_allclose(
+            xpnn.to_numpy(jax.jit(function)(x)), xpnn.to_numpy(function(x)), rtol=1e-6
+        )
+    for hidden in ("sigmoid", "relu"):
+        params = xpnn.init_network().host_params()
+        net = xpnn.Network(params, hidden=hidden, output="softmax", backend="jax")
+        for method in (net.forward, net.predict, net.classify):
+            compiled = jax.jit(method)
+            np.testing.assert_allclose(
+                xpnn.to_numpy(compiled(x)), xpnn.to_numpy(method(x)), rtol=1e-6
+            )
+        compiled = jax.jit(lambda batch, net=net: xpnn.forward(net, batch))
+        assert compiled(x).shape == (2, 2)
+
+
+@pytest.fixture
+def dask_computes(monkeypatch):
+    """Count every dask compute (the synchronous scheduler, wrapped)."""
+    import_or_skip("dask.array", "dask")
+    import dask
+    import dask.local
+
+    calls = []
+
+    def counting_get(*args, **kwargs):
+        calls.append(1)
+        return dask.local.get_sync(*args, **kwargs)
+
+    with dask.config.set(scheduler=counting_get):
+        yield calls
+
+
+def test_dask_stays_lazy_until_asked(dask_computes):
+    import dask.array as da
+
+    host = np.random.default_rng(5).normal(size=(40, 2))
+    x = da.from_array(host, chunks=(10, 2))
+    results = [function(x) for function in PUBLIC_FUNCTIONS]
+    net = xpnn.Network(xpnn.init_network().host_params(), output="softmax", backend="dask")
+    results += [net.forward(x), net.predict(x), net.classify(x), net.classify(x, batch_size=15)]
+    assert dask_computes == []  # nothing computed yet
+    assert all(isinstance(r, da.Array) for r in results)
+    labels = net.classify(x, batch_size=15).compute()
+    assert len(dask_computes) == 1
+    np.testing.assert_array_equal(labels, xpnn.init_network(dtype="float32").classify(host))
+
+
+def test_dask_relu_adds_no_array_to_the_graph():
+    """A dask array of CuPy chunks must not meet a NumPy zero: relu creates no array."""
+    da = import_or_skip("dask.array", "dask")
+    x = da.from_array(np.array([-1.0, 2.0, np.nan]), chunks=2)
+    y = xpnn.relu(x)
+    assert len(y.dask.layers) == len(x.dask.layers) + 1
+    assert type(y._meta) is type(x._meta)
+    np.testing.assert_array_equal(y.compute(), [0.0, 2.0, np.nan])

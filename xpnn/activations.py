@@ -129,30 +129,13 @@ def sigmoid_kernel(x: Any, xp: ModuleType) -> Any:
 def relu_kernel(x: Any, xp: ModuleType) -> Any:
     """ReLU of a real numeric array ``x`` of namespace ``xp``, no checks.
 
-    The zero is made on ``x``'s device; on CuPy the caller runs this inside
-    the device's scope (:func:`xpnn._backend.devices.device_scope`), where
-    CuPy places it.
+    The zero is a Python scalar, which keeps ``x``'s dtype and creates no
+    array: an array created for it would land on the library's default device
+    (JAX makes ``zeros(device=d)`` on its default device and then copies it
+    to ``d``; CuPy on its current device; a dask array of CuPy chunks would
+    get a NumPy chunk).
     """
-    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=array_api_compat.device(x)))
-
-
-def _relu_lazy(x: Any, xp: ModuleType) -> Any:
-    # A Python 0 keeps the chunks' own library (a dask array of CuPy chunks
-    # stays CuPy) and adds no array to the graph.
     return xp.maximum(x, 0)
-
-
-def relu_kernel_for(xp: ModuleType) -> Callable[[Any, ModuleType], Any]:
-    """Pick the ReLU formula for a namespace: a Python 0 on dask, an array 0 elsewhere.
-
-    Examples
-    --------
-    >>> import array_api_strict
-    >>> relu_kernel_for(array_api_strict).__name__
-    'relu_kernel'
-    """
-    row = facts_of_namespace(xp)
-    return _relu_lazy if row is not None and row.name == "dask" else relu_kernel
 
 
 def softmax_kernel(x: Any, xp: ModuleType, axis: int = -1) -> Any:
@@ -257,7 +240,7 @@ def relu(x: Any) -> Any:
     if xp.isdtype(x.dtype, "bool"):
         return x
     with array_device_scope(x):
-        return relu_kernel_for(xp)(x, xp)
+        return relu_kernel(x, xp)
 
 
 def identity_function(x: Any) -> Any:

@@ -30,7 +30,7 @@ from ._backend.devices import device_scope
 from ._backend.moving import check_array_type, host_view, move
 from ._backend.products import matmul_for
 from ._backend.table import facts
-from .activations import relu_kernel_for, sigmoid_kernel_for, softmax_kernel
+from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
 from .backends import backend_name, dtype_name, namespace, resolve_dtype
 
 __all__ = ["Network", "classify", "forward", "init_network", "predict"]
@@ -43,7 +43,7 @@ def _identity_kernel(x: Any, xp: ModuleType) -> Any:
 # Hidden activations: each maps a namespace to its kernel (chosen once per network).
 _HIDDEN: dict[str, Callable[[ModuleType], Callable[[Any, ModuleType], Any]]] = {
     "sigmoid": sigmoid_kernel_for,
-    "relu": relu_kernel_for,
+    "relu": lambda xp: relu_kernel,
 }
 _OUTPUT: dict[str, Callable[[Any, ModuleType], Any]] = {
     "identity": _identity_kernel,
