@@ -187,7 +187,9 @@ def test_property_sigmoid_tail_is_what_the_docs_say(backend, name, data):
     width = 32 if name == "float32" else 64
     bound = 1e4 if name == "float32" else 1e6
     values = data.draw(
-        hnp.arrays(np.dtype(name), st.integers(1, 32), elements=st.floats(-bound, bound, width=width))
+        hnp.arrays(
+            np.dtype(name), st.integers(1, 32), elements=st.floats(-bound, bound, width=width)
+        )
     )
     got = xpnn.to_numpy(xpnn.sigmoid(backend.asarray(values)))
     assert got.dtype == np.dtype(name)

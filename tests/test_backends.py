@@ -408,7 +408,9 @@ def test_unaligned_numpy_to_jax_is_copied_by_jax_not_through_host(host_copies):
     ids=["reversed-columns", "reversed-rows", "big-endian", "longdouble", "float16", "broadcast"],
 )
 def test_awkward_numpy_inputs_are_moved_with_one_host_copy(target, make, host_copies):
-    import_or_skip({"array_api_strict": "array_api_strict", "dask": "dask.array"}.get(target, target), target)
+    import_or_skip(
+        {"array_api_strict": "array_api_strict", "dask": "dask.array"}.get(target, target), target
+    )
     x = make()
     y = move(x, target)
     assert len(host_copies) <= 1 + (target in ("dask", "ndonnx")), host_copies
@@ -468,5 +470,8 @@ def test_implicit_transfers_are_caught_by_the_guard():
     jax, (cpu0, cpu1) = jax_cpu1()[0], jax_cpu1()[1][:2]
     a = jax.device_put(jax.numpy.ones(3), cpu1)
     b = jax.numpy.asarray(np.ones(3))  # uncommitted, on the default device cpu:0
-    with jax.transfer_guard_device_to_device("disallow"), pytest.raises(Exception, match="[Dd]isallowed"):
+    with (
+        jax.transfer_guard_device_to_device("disallow"),
+        pytest.raises(Exception, match="[Dd]isallowed"),
+    ):
         (a + b).block_until_ready()

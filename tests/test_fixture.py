@@ -65,7 +65,10 @@ def test_required_backend_that_is_missing_fails():
     JAX told to make one host device cannot have ``cpu:1``, on any machine
     (and where JAX is missing the case is skipped too).
     """
-    env = {"XPNN_TEST_BACKENDS": "jax-cpu1", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    env = {
+        "XPNN_TEST_BACKENDS": "jax-cpu1",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+    }
     skipped = run_pytest("-rs", TARGET, env=env)
     assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout
     assert "jax-cpu1" in skipped.stdout

@@ -278,3 +278,75 @@ def test_dask_relu_adds_no_array_to_the_graph():
     assert len(y.dask.layers) == len(x.dask.layers) + 1
     assert type(y._meta) is type(x._meta)
     np.testing.assert_array_equal(y.compute(), [0.0, 2.0, np.nan])
+
+
+# -- inputs the documentation promises to accept ----------------------------------------
+
+
+AWKWARD_INPUTS = {
+    "reversed-rows": lambda x: np.ascontiguousarray(x[::-1])[::-1],
+    "reversed-columns": lambda x: np.ascontiguousarray(x[:, ::-1])[:, ::-1],
+    "big-endian": lambda x: x.astype(">f8"),
+    "little-endian-f4": lambda x: x.astype("<f4"),
+    "longdouble": lambda x: x.astype(np.longdouble),
+    "float16": lambda x: x.astype(np.float16),
+    "fortran-order": np.asfortranarray,
+    "memmap-like-subclass": lambda x: x.view(type("Sub", (np.ndarray,), {})),
+}
+
+
+@pytest.mark.parametrize("kind", list(AWKWARD_INPUTS))
+def test_awkward_numpy_inputs_are_moved_and_cast(backend, kind):
+    rng = np.random.default_rng(11)
+    x = np.round(rng.normal(size=(5, 2)), 2)  # exact in float16 too
+    x = x.astype(np.float16).astype(np.float64)
+    awkward = AWKWARD_INPUTS[kind](x)
+    assert np.array_equal(np.asarray(awkward, dtype=np.float64), x)
+    dtype = "float32"
+    net = xpnn.init_network(backend.name, backend.device, dtype)
+    y = net.forward(awkward)
+    backend.assert_native(y)
+    assert_close(y, xpnn.init_network("numpy", dtype="float64").forward(x), dtype)
+
+
+def test_numpy_scalars_where_python_numbers_are_accepted(backend):
+    net = xpnn.init_network(backend.name, backend.device, "float32")
+    x = backend.asarray(np.random.default_rng(2).normal(size=(7, 2)), "float32")
+    expected = xpnn.to_numpy(net.classify(x))
+    for size in (np.int64(3), np.int32(3), np.uint8(3)):
+        np.testing.assert_array_equal(xpnn.to_numpy(net.classify(x, batch_size=size)), expected)
+    scaled = net.to(input_scale=np.float32(1 / 255))
+    expected_y = xpnn.to_numpy(net.forward(backend.asarray([1.0, 0.0], "float32")))
+    assert_close(scaled.forward(backend.asarray([255.0, 0.0], "float32")), expected_y, "float32")
+    params = xpnn.init_network().host_params()
+    assert xpnn.Network(params, input_scale=np.float64(0.5)).input_scale == 0.5
+    for bad in (True, np.bool_(True), 1 + 0j, np.nan, np.float32(np.inf), -1, "0.5"):
+        with pytest.raises(ValueError, match="input_scale"):
+            xpnn.Network(params, input_scale=bad)
+    for bad in (0, -2, 2.0, True, np.float64(3.0), "3"):
+        with pytest.raises(ValueError, match="batch_size"):
+            net.classify(x, batch_size=bad)
+
+
+def test_one_sample_is_classified_the_same_with_any_batch_size(backend):
+    net = xpnn.init_network(backend.name, backend.device, "float32")
+    sample = backend.asarray([1.0, 0.5], "float32")
+    label = net.classify(sample)
+    backend.assert_native(label)
+    assert tuple(label.shape) == ()  # as the docstring says: 0-d for one sample
+    for size in (1, 2, 10):
+        assert int(xpnn.to_numpy(net.classify(sample, batch_size=size))) == int(
+            xpnn.to_numpy(label)
+        )
+    assert tuple(net.classify(backend.asarray([[1.0, 0.5]] * 3, "float32"), 2).shape) == (3,)
+
+
+def test_matrix_and_masked_arrays_are_refused():
+    net = xpnn.init_network()
+    with pytest.warns(PendingDeprecationWarning):
+        matrix = np.matrix([[1.0, 0.5]])
+    masked = np.ma.masked_array([[1.0, 0.5]], mask=[[0, 1]])
+    for bad, match in ((matrix, r"numpy\.matrix"), (masked, "masked")):
+        for call in (net.forward, net.predict, net.classify, xpnn.sigmoid, xpnn.relu, xpnn.softmax):
+            with pytest.raises(TypeError, match=match):
+                call(bad)

@@ -401,8 +401,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         if batch_size is not None:
             batch_size = _positive_integer(batch_size, "batch_size")
         if not hasattr(x, "shape") or getattr(x, "ndim", 2) != 2:
-            x = self._prepare(x)
-        n = x.shape[0]
+            x = self._prepare(x)  # lists, and one sample (d,): one pass
+        n = x.shape[0] if x.ndim == 2 else None
         xp = self.xp
         with self._scope:
             if batch_size is None or n is None or batch_size >= n:
