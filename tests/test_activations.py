@@ -158,7 +158,9 @@ def test_property_sigmoid_is_monotone_in_unit_interval(backend, values):
     x = np.sort(values)
     result = xpnn.to_numpy(xpnn.sigmoid(backend.asarray(x)))
     assert np.all((result >= 0) & (result <= 1))
-    assert np.all(np.diff(result) >= 0)
+    # Where rounding depends on the position in the array, to within one ulp.
+    slack = np.spacing(result[1:]) if backend.facts.rounding_depends_on_position else 0.0
+    assert np.all(np.diff(result) >= -slack)
 
 
 def sigmoid_tail(backend, dtype: str) -> tuple[float, float]:

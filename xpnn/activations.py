@@ -197,6 +197,11 @@ def sigmoid(x: Any) -> Any:
       results down to -103.97 [-745.13], each within one subnormal step
       (1.4e-45 [4.9e-324]) of the true value, and 0 below.
 
+    ndonnx evaluates with onnxruntime, whose float64 ``exp`` rounds
+    differently in the vectorised body and the tail of an array: equal inputs
+    can give results one unit in the last place apart, so there sigmoid is
+    monotone to within one unit in the last place.
+
     In float16 the book's formula gives 0 below -11.09, where ``exp(-x)``
     overflows (float16 subnormals start at -9.70).
 
