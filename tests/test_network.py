@@ -350,3 +350,31 @@ def test_matrix_and_masked_arrays_are_refused():
         for call in (net.forward, net.predict, net.classify, xpnn.sigmoid, xpnn.relu, xpnn.softmax):
             with pytest.raises(TypeError, match=match):
                 call(bad)
+
+
+# -- ndonnx: lazy inputs give lazy outputs, and an ONNX model --------------------------------
+
+
+@pytest.mark.parametrize("method", ["forward", "predict", "classify"])
+@pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
+def test_ndonnx_network_traces_lazy_arguments_into_a_model(method, hidden):
+    ndx = import_or_skip("ndonnx", "ndonnx")
+    ort = import_or_skip("onnxruntime", "ndonnx")
+
+    params = xpnn.init_network().host_params()
+    options = {"hidden": hidden, "output": "softmax", "dtype": "float32", "input_scale": 0.5}
+    net = xpnn.Network(params, backend="ndonnx", **options)
+    for w, b in net._layers:  # weights are ndonnx constants, with values
+        assert isinstance(w, ndx.Array) and w.unwrap_numpy().dtype == np.float32
+    for dtype in (ndx.float32, ndx.uint8):
+        x = ndx.argument(shape=("N", 2), dtype=dtype)
+        y = getattr(net, method)(x)
+        assert isinstance(y, ndx.Array)
+        with pytest.raises(ValueError, match="no propagated value"):
+            y.unwrap_numpy()  # lazy: nothing was computed, nothing went through the host
+        model = ndx.build({"x": x}, {"y": y})
+        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        batch = np.array([[1, 0], [3, 5], [0, 7]], dtype=np.dtype(str(dtype).lower()))
+        (got,) = session.run(None, {"x": batch})
+        want = getattr(xpnn.Network(params, **options), method)(batch)
+        np.testing.assert_allclose(got, want, rtol=1e-6)
