@@ -212,8 +212,9 @@ def _probe(case: BackendCase) -> Backend | str:
         try:
             xp, device = xpnn.namespace(case.backend, case.device)
         except xpnn.BackendError as err:
-            assert native is None, f"{case.id} works here but xpnn.namespace refused it: {err}"
-            _PROBED[case] = f"{err} ({reason})"
+            refused = str(err)
+            assert native is None, f"{case.id} works here but xpnn.namespace refused it: {refused}"
+            _PROBED[case] = f"{refused} ({reason})"
         else:
             assert native is not None, f"xpnn.namespace accepted {case.id}, unusable: {reason}"
             assert xp is array_api_compat.array_namespace(native), (case.id, xp)

@@ -446,7 +446,8 @@ def jax_cpu1():
 
 @pytest.mark.parametrize("hidden", ["sigmoid", "relu"])
 def test_network_on_cpu1_never_computes_on_cpu0(hidden):
-    jax, (cpu0, cpu1) = jax_cpu1()[0], jax_cpu1()[1][:2]
+    jax, cpus = jax_cpu1()
+    cpu0, cpu1 = cpus[:2]
     params = {"W1": [[1.0, -1.0], [0.5, 2.0]], "b1": [0.1, -0.2]}
     params |= {"W2": [[1.0], [-1.0]], "b2": [0.3]}
     net = xpnn.Network(params, hidden=hidden, backend="jax", device="cpu:1", output="softmax")
@@ -467,11 +468,11 @@ def test_network_on_cpu1_never_computes_on_cpu0(hidden):
 
 def test_implicit_transfers_are_caught_by_the_guard():
     """The guard the test above relies on does catch an operand left on cpu:0."""
-    jax, (cpu0, cpu1) = jax_cpu1()[0], jax_cpu1()[1][:2]
-    a = jax.device_put(jax.numpy.ones(3), cpu1)
+    jax, cpus = jax_cpu1()
+    a = jax.device_put(jax.numpy.ones(3), cpus[1])
     b = jax.numpy.asarray(np.ones(3))  # uncommitted, on the default device cpu:0
     with (
         jax.transfer_guard_device_to_device("disallow"),
-        pytest.raises(Exception, match="[Dd]isallowed"),
+        pytest.raises(Exception, match=r"[Dd]isallowed"),
     ):
         (a + b).block_until_ready()

@@ -92,7 +92,6 @@ def test_jax_cpu1_is_a_second_device_where_jax_is_installed():
 def test_every_table_backend_has_a_cpu_or_gpu_case():
     """The fixture covers each backend of the table, on each kind of device it has."""
     from conftest import CASES
-
     from xpnn._backend.table import TABLE
 
     for row in TABLE:
@@ -104,7 +103,6 @@ def test_every_table_backend_has_a_cpu_or_gpu_case():
 def test_fixture_disagreeing_with_xpnn_fails(monkeypatch):
     """The fixture is an independent check of xpnn.namespace, not a copy of it."""
     import conftest
-
     import xpnn
 
     case = conftest.CASES[0]  # numpy-cpu

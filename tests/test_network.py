@@ -364,8 +364,9 @@ def test_ndonnx_network_traces_lazy_arguments_into_a_model(method, hidden):
     params = xpnn.init_network().host_params()
     options = {"hidden": hidden, "output": "softmax", "dtype": "float32", "input_scale": 0.5}
     net = xpnn.Network(params, backend="ndonnx", **options)
-    for w, b in net._layers:  # weights are ndonnx constants, with values
-        assert isinstance(w, ndx.Array) and w.unwrap_numpy().dtype == np.float32
+    for layer in net._layers:  # weights are ndonnx constants, with values
+        for arr in layer:
+            assert isinstance(arr, ndx.Array) and arr.unwrap_numpy().dtype == np.float32
     for dtype in (ndx.float32, ndx.uint8):
         x = ndx.argument(shape=("N", 2), dtype=dtype)
         y = getattr(net, method)(x)
@@ -373,7 +374,9 @@ def test_ndonnx_network_traces_lazy_arguments_into_a_model(method, hidden):
         with pytest.raises(ValueError, match="no propagated value"):
             y.unwrap_numpy()  # lazy: nothing was computed, nothing went through the host
         model = ndx.build({"x": x}, {"y": y})
-        session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            model.SerializeToString(), providers=["CPUExecutionProvider"]
+        )
         batch = np.array([[1, 0], [3, 5], [0, 7]], dtype=np.dtype(str(dtype).lower()))
         (got,) = session.run(None, {"x": batch})
         want = getattr(xpnn.Network(params, **options), method)(batch)

@@ -148,7 +148,7 @@ def classify(
     >>> classify(xpnn.init_network(), x).compute()
     array([1, 1])
     """
-    import dask
+    from dask.delayed import delayed
 
     da = _dask_array()
     if rows_per_chunk is not None:
@@ -171,7 +171,7 @@ def classify(
         x = x.rechunk({1: -1})
     if rows_per_chunk is not None:
         x = x.rechunk({0: rows_per_chunk})
-    classifier = dask.delayed(BlockClassifier(network), pure=True)
+    classifier = delayed(BlockClassifier(network), pure=True)
     meta_xp = array_api_compat.array_namespace(x._meta)
     meta = meta_xp.empty((0,), dtype=meta_xp.int64)
     return x.map_blocks(_classify_block, classifier, dtype=np.int64, drop_axis=1, meta=meta)
@@ -188,7 +188,7 @@ def _block_counts(predictions: Any, labels: Any, classes: int) -> np.ndarray:
                 f"{name}s must lie in 0..{classes - 1}, got {bad.size} outside "
                 f"(e.g. {int(bad[0])}); they are never counted"
             )
-    counts = np.bincount(true * classes + pred, minlength=classes * classes)
+    counts: np.ndarray = np.bincount(true * classes + pred, minlength=classes * classes)
     return counts.reshape(1, classes, classes)
 
 
@@ -266,7 +266,8 @@ def _rows_block(
     start, stop = block_info[None]["array-location"][0]
     if part == 1:  # labels need no images: skip making the noisy pixels
         images, labels = base
-        return labels[np.arange(start, stop) % images.shape[0]]
+        picked: np.ndarray = labels[np.arange(start, stop) % images.shape[0]]
+        return picked
     return synthetic_rows(*base, start, stop, seed, noise)[0]
 
 

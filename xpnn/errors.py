@@ -23,7 +23,7 @@ class BackendError(XpnnError, ValueError):
     ...     xpnn.namespace("nunpy")
     ... except xpnn.BackendError as err:
     ...     print(err)  # doctest: +ELLIPSIS
-    unknown backend 'nunpy'; choose one of: numpy, cupy, torch, jax, dask, array_api_strict
+    unknown backend 'nunpy'; choose one of: numpy, cupy, torch, jax, dask, array_api_strict, ndonnx
     """
 
 

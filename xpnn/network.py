@@ -20,6 +20,7 @@ from __future__ import annotations
 import numbers
 import re
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import Any
 
@@ -29,7 +30,7 @@ import numpy as np
 from ._backend.devices import device_scope
 from ._backend.moving import check_array_type, host_view, move
 from ._backend.products import matmul_for
-from ._backend.table import facts
+from ._backend.table import BackendFacts, facts
 from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
 from .backends import backend_name, dtype_name, namespace, resolve_dtype
 
@@ -74,7 +75,7 @@ def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarra
             "network parameters must be numbered W1, b1 ... Wn, bn without gaps, "
             f"got {sorted(params)}"
         )
-    layers = []
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
     for i in range(1, n + 1):
         if indices[i] != {"W", "b"}:
             missing = ({"W", "b"} - indices[i]).pop()
@@ -155,6 +156,27 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     Array([3., 4.], dtype=array_api_strict.float64)
     """
 
+    xp: ModuleType
+    device: Any
+    backend: str
+    dtype_name: str
+    dtype: Any
+    input_scale: float
+    hidden: str
+    output: str
+    _host: list[tuple[np.ndarray, np.ndarray]]
+    _layers: tuple[tuple[Any, Any], ...]
+    _hidden_layers: tuple[tuple[Any, Any], ...]
+    _last_layer: tuple[Any, Any]
+    _hidden_fn: Callable[[Any, ModuleType], Any]
+    _output_fn: Callable[[Any, ModuleType], Any]
+    _matmul: Callable[[Any, Any], Any]
+    _array_type: type
+    _array_dtype: Any
+    _check_device: bool
+    _scope: AbstractContextManager[Any]
+    _facts: BackendFacts
+
     def __init__(
         self,
         params: Mapping[str, Any],
@@ -207,12 +229,12 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     @property
     def layer_sizes(self) -> tuple[int, ...]:
         """Widths from input to output, e.g. ``(784, 50, 100, 10)``."""
-        return (self._host[0][0].shape[0], *(w.shape[1] for w, _ in self._host))
+        return (self.input_size, *(int(w.shape[1]) for w, _ in self._host))
 
     @property
     def input_size(self) -> int:
         """Number of input features."""
-        return self._host[0][0].shape[0]
+        return int(self._host[0][0].shape[0])
 
     @property
     def params(self) -> dict[str, Any]:
@@ -295,7 +317,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         if isinstance(x, (list, tuple)):
             x = np.asarray(x)
         check_array_type(x, "forward")
-        if not (isinstance(x, np.generic) or array_api_compat.is_array_api_obj(x)):
+        is_array: bool = isinstance(x, np.generic) or array_api_compat.is_array_api_obj(x)
+        if not is_array:
             raise TypeError(
                 f"network input must be an array or a list of numbers, got {type(x).__name__}"
             )
@@ -306,12 +329,13 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
             return move(x, self._facts, self.xp, self.device, self.dtype_name)
 
     def _prepare(self, x: Any) -> Any:
-        if type(x) is not self._array_type:
+        if (
+            type(x) is not self._array_type
+            or (self._check_device and array_api_compat.device(x) != self.device)
+            # NumPy networks: non-native byte order, longdouble, objects are checked there
+            or (self.backend == "numpy" and not (x.dtype.isnative and x.dtype.kind in "fiub"))
+        ):
             x = self._adopt(x)
-        elif self._check_device and array_api_compat.device(x) != self.device:
-            x = self._adopt(x)
-        elif self.backend == "numpy" and not (x.dtype.isnative and x.dtype.kind in "fiub"):
-            x = self._adopt(x)  # non-native byte order, longdouble, objects: checked there
         if x.dtype != self._array_dtype:
             xp = self.xp
             try:

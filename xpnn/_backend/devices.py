@@ -21,6 +21,7 @@ for a network or an input on ``cuda:1`` runs inside ``with Device(1):``.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import re
 from types import ModuleType
 from typing import Any
@@ -59,7 +60,7 @@ def _refuse(name: str, device: Any) -> BackendError:
 
 
 def _cupy_device(index: int) -> Any:
-    import cupy
+    cupy = importlib.import_module("cupy")
 
     try:
         count = int(cupy.cuda.runtime.getDeviceCount())
@@ -94,7 +95,7 @@ def _cupy(device: Any) -> Any:
         if index is None:
             raise _refuse("cupy", device)
         return _cupy_device(index)
-    import cupy
+    cupy = importlib.import_module("cupy")
 
     if type(device) is not cupy.cuda.Device:
         raise _refuse("cupy", device)

@@ -73,7 +73,8 @@ def resolve_dtype(xp: ModuleType, dtype: Any) -> Any:
     if name == "float64" and backend == "jax":
         import jax
 
-        if not jax.config.read("jax_enable_x64"):
+        read: Any = jax.config.read
+        if not read("jax_enable_x64"):
             raise BackendError(
                 "dtype 'float64' on backend 'jax' needs 64-bit mode: set "
                 "JAX_ENABLE_X64=1 or call jax.config.update('jax_enable_x64', True)"

@@ -21,6 +21,7 @@ owns its memory.
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 from typing import Any
 
@@ -147,7 +148,8 @@ def _has_dtype(target: BackendFacts, xp: ModuleType, dtype: np.dtype[Any]) -> bo
     if target.name == "jax" and dtype.itemsize == 8:
         import jax
 
-        return bool(jax.config.read("jax_enable_x64"))
+        read: Any = jax.config.read
+        return bool(read("jax_enable_x64"))
     return True
 
 
@@ -171,8 +173,7 @@ def _through_host(host: np.ndarray, xp: ModuleType, device: Any) -> Any:
 
 def _same_library(target: BackendFacts, x: Any, device: Any) -> Any:
     if target.name == "cupy":
-        import cupy
-
+        cupy = importlib.import_module("cupy")
         with device:
             return cupy.array(x, copy=True)
     return array_api_compat.to_device(x, device)
