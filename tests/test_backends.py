@@ -404,8 +404,17 @@ def test_unaligned_numpy_to_jax_is_copied_by_jax_not_through_host(host_copies):
         lambda: np.arange(12.0, dtype=np.longdouble).reshape(3, 4),
         lambda: np.arange(12.0, dtype=np.float16).reshape(3, 4),
         lambda: np.broadcast_to(np.arange(4.0), (3, 4)),  # zero strides
+        lambda: np.asfortranarray(np.arange(12.0).reshape(3, 4)),
     ],
-    ids=["reversed-columns", "reversed-rows", "big-endian", "longdouble", "float16", "broadcast"],
+    ids=[
+        "reversed-columns",
+        "reversed-rows",
+        "big-endian",
+        "longdouble",
+        "float16",
+        "broadcast",
+        "fortran",
+    ],
 )
 def test_awkward_numpy_inputs_are_moved_with_one_host_copy(target, make, host_copies):
     import_or_skip(

@@ -9,9 +9,10 @@ large ones often are not) and copy otherwise. On a GPU, torch, CuPy and JAX
 arrays on the same device move without a copy.
 
 Host memory is the fallback where DLPack cannot carry the array: dask and
-ndonnx (no DLPack), a GPU array going to a CPU library, NumPy arrays with
-negative or non-compact strides (torch would abort on them, JAX refuses
-them), non-native byte order, ``longdouble``, and dtypes the target does not
+ndonnx (no DLPack), a GPU array going to a CPU library, NumPy arrays that
+are not C-ordered (torch aborts the process on negative strides, JAX refuses
+non-compact strides and computes wrong values with Fortran order on a
+non-default device), non-native byte order, ``longdouble``, and dtypes the target does not
 have (float16 on array-api-strict; 64-bit types on JAX without 64-bit mode),
 which are cast on the host to the dtype the caller will compute in.
 
@@ -132,13 +133,18 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 def _dlpack_ready(host: np.ndarray) -> bool:
-    """Whether every DLPack importer takes this NumPy array as it is."""
+    """Whether every DLPack importer takes this NumPy array as it is.
+
+    C order only: JAX 0.10 accepts Fortran-ordered buffers, but computes wrong
+    values with them on a non-default device (measured: a float64 F-ordered
+    array imported on ``cpu:1``, then ``astype`` or ``+ 0``).
+    """
     dtype = host.dtype
     return (
         dtype.kind in _DLPACK_KINDS
         and dtype.itemsize in _DLPACK_SIZES
         and dtype.isnative
-        and (host.flags.c_contiguous or host.flags.f_contiguous)
+        and host.flags.c_contiguous
     )
 
 
@@ -226,6 +232,8 @@ def move(x: Any, target: BackendFacts, xp: ModuleType, device: Any, dtype: str) 
                 x = _host_copy(x, dtype)
                 if not _has_dtype(target, xp, x.dtype):
                     x = x.astype(dtype)
+        if source.name == "torch" and not x.is_contiguous():
+            x = x.contiguous()  # C order for every importer (see _dlpack_ready)
         if source.name in target.dlpack_from:
             try:
                 return _from_dlpack(xp, x, device)
