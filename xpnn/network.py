@@ -332,8 +332,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         if (
             type(x) is not self._array_type
             or (self._check_device and array_api_compat.device(x) != self.device)
-            # NumPy networks: non-native byte order, longdouble, objects are checked there
-            or (self.backend == "numpy" and not (x.dtype.isnative and x.dtype.kind in "fiub"))
+            # NumPy arrays to NumPy networks: byte order, longdouble, objects checked there
+            or (isinstance(x, np.ndarray) and not (x.dtype.isnative and x.dtype.kind in "fiub"))
         ):
             x = self._adopt(x)
         if x.dtype != self._array_dtype:
