@@ -25,6 +25,12 @@ from reference import (
 import xpnn
 
 
+def on_backend(backend, result):
+    """Assert ``result`` lives on the case's backend and device; return it on the host."""
+    backend.assert_native(result)
+    return xpnn.to_numpy(result)
+
+
 @pytest.mark.parametrize(
     ("function", "values", "expected"),
     [
@@ -44,7 +50,7 @@ def test_reference_values(backend, dtype, function, values, expected):
 
 
 def test_softmax_sums_to_one(backend, dtype):
-    result = xpnn.to_numpy(xpnn.softmax(backend.asarray(SOFTMAX_IN, dtype)))
+    result = on_backend(backend, xpnn.softmax(backend.asarray(SOFTMAX_IN, dtype)))
     assert abs(float(result.sum()) - 1.0) < 1e-6
 
 
@@ -61,7 +67,7 @@ def test_sigmoid_exact_limits_without_warnings(backend):
     assert floats[-2:] == ["float32", "float64"]
     for name in floats:
         x = backend.asarray([-1e4, -200.0, 0.0, 200.0, 1e4], name)
-        result = xpnn.to_numpy(xpnn.sigmoid(x))  # pytest turns any warning into an error
+        result = on_backend(backend, xpnn.sigmoid(x))  # pytest turns any warning into an error
         assert result.dtype == np.dtype(name)
         assert result[0] == 0.0 and result[-1] == 1.0
         assert result[2] == 0.5 and result[3] == 1.0
@@ -73,7 +79,7 @@ def test_sigmoid_exact_limits_without_warnings(backend):
 def test_sigmoid_tails_keep_relative_precision(backend):
     x = backend.asarray([-30.0, -20.0, 20.0], "float64")
     expected = 1.0 / (1.0 + np.exp(-np.array([-30.0, -20.0, 20.0])))
-    np.testing.assert_allclose(xpnn.to_numpy(xpnn.sigmoid(x)), expected, rtol=1e-12)
+    np.testing.assert_allclose(on_backend(backend, xpnn.sigmoid(x)), expected, rtol=1e-12)
 
 
 def test_softmax_batch_uses_row_max(backend, dtype):
@@ -89,7 +95,7 @@ def test_softmax_batch_uses_row_max(backend, dtype):
 
 def test_softmax_axis_zero(backend, dtype):
     rows = np.array([SOFTMAX_IN, SOFTMAX_BIG_IN])
-    got = xpnn.to_numpy(xpnn.softmax(backend.asarray(rows, dtype), axis=0))
+    got = on_backend(backend, xpnn.softmax(backend.asarray(rows, dtype), axis=0))
     np.testing.assert_allclose(got.sum(axis=0), 1.0, rtol=1e-6)
 
 
@@ -146,7 +152,7 @@ _finite = st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False)
     )
 )
 def test_property_softmax_rows_are_distributions(backend, batch):
-    result = xpnn.to_numpy(xpnn.softmax(backend.asarray(batch)))
+    result = on_backend(backend, xpnn.softmax(backend.asarray(batch)))
     assert np.all(np.isfinite(result))
     assert np.all((result >= 0) & (result <= 1))
     np.testing.assert_allclose(result.sum(axis=-1), 1.0, rtol=1e-12, atol=1e-12)
@@ -156,7 +162,7 @@ def test_property_softmax_rows_are_distributions(backend, batch):
 @given(values=hnp.arrays(np.float64, st.integers(1, 32), elements=_finite))
 def test_property_sigmoid_is_monotone_in_unit_interval(backend, values):
     x = np.sort(values)
-    result = xpnn.to_numpy(xpnn.sigmoid(backend.asarray(x)))
+    result = on_backend(backend, xpnn.sigmoid(backend.asarray(x)))
     assert np.all((result >= 0) & (result <= 1))
     # Where rounding depends on the position in the array, to within one ulp.
     slack = np.spacing(result[1:]) if backend.facts.rounding_depends_on_position else 0.0
@@ -193,7 +199,7 @@ def test_property_sigmoid_tail_is_what_the_docs_say(backend, name, data):
             np.dtype(name), st.integers(1, 32), elements=st.floats(-bound, bound, width=width)
         )
     )
-    got = xpnn.to_numpy(xpnn.sigmoid(backend.asarray(values)))
+    got = on_backend(backend, xpnn.sigmoid(backend.asarray(values)))
     assert got.dtype == np.dtype(name)
     x64 = values.astype(np.float64)
     want = np.exp(-np.logaddexp(0.0, -x64)).astype(np.longdouble)  # log-sigmoid, no overflow
