@@ -487,3 +487,26 @@ def test_implicit_transfers_are_caught_by_the_guard():
         pytest.raises(Exception, match=r"[Dd]isallowed"),
     ):
         (a + b).block_until_ready()
+
+
+@pytest.mark.parametrize(("name", "extra"), [("ndonnx", "onnx"), ("jax", "jax"), ("dask", "dask")])
+def test_every_missing_backend_names_its_extra_from_the_table(monkeypatch, name, extra):
+    from xpnn._backend.table import facts
+
+    assert facts(name).extra == extra
+    library = facts(name).library
+    if "." in library:
+        monkeypatch.delitem(sys.modules, library, raising=False)
+    monkeypatch.setitem(sys.modules, library.split(".")[0], None)  # makes the import fail
+    with pytest.raises(xpnn.BackendError, match=rf"'{name}' is not installed.*xpnn\[{extra}\]"):
+        xpnn.namespace(name)
+
+
+def test_ndonnx_has_one_device():
+    ndx = import_or_skip("ndonnx", "ndonnx")
+
+    (only,) = ndx.__array_namespace_info__().devices()
+    assert xpnn.namespace("ndonnx")[1] is only
+    assert xpnn.namespace("onnx", "cpu")[1] is only
+    with pytest.raises(xpnn.BackendError, match="backend 'ndonnx' has no device 'cuda'"):
+        xpnn.namespace("ndonnx", "cuda")
