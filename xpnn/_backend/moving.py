@@ -102,8 +102,12 @@ def host_view(x: Any) -> tuple[np.ndarray, bool]:
                 "a lazy ndonnx array (from ndonnx.argument) has no values; build an "
                 "ONNX model with ndonnx.build and run it instead"
             ) from None
-    # jax and array_api_strict (any simulated device) export to NumPy through DLPack.
-    return np.from_dlpack(x), False
+    # jax and array_api_strict (any simulated device) export to NumPy through DLPack,
+    # sharing memory on the CPU; a GPU array is copied to the host.
+    try:
+        return np.from_dlpack(x), False
+    except _MOVE_ERRORS:
+        return np.asarray(x), True
 
 
 def to_numpy(x: Any) -> np.ndarray:
