@@ -236,6 +236,18 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     return probed
 
 
+@pytest.fixture(autouse=True)
+def _scale_capability(request: pytest.FixtureRequest) -> None:
+    """Skip tests on the real MNIST set where a backend cannot compute at that scale."""
+    if "backend" in request.fixturenames and "data_dir" in request.fixturenames:
+        probed = request.getfixturevalue("backend")
+        if not probed.facts.eager_at_scale:
+            pytest.skip(
+                f"{probed.case.id}: eager values are computed one operation at a time "
+                "(eager_at_scale is False in the backend table), too slow for the MNIST set"
+            )
+
+
 @pytest.fixture(scope="session")
 def dtype(request: pytest.FixtureRequest) -> str:
     """A floating dtype name every backend supports: float32 or float64."""

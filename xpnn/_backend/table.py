@@ -76,6 +76,10 @@ class BackendFacts:
         Whether equal inputs can give results one unit in the last place
         apart depending on where they sit in the array (onnxruntime's float64
         ``exp`` rounds differently in the vectorised body and the tail).
+    eager_at_scale : bool
+        Whether eager values are fast enough for real workloads (ndonnx
+        propagates values by running each operation as its own onnxruntime
+        model: right for tracing and tests, far too slow for 10,000 images).
     dlpack_from : tuple of str
         The backends whose arrays this backend imports with ``from_dlpack``
         (on the CPU, or GPU to GPU); anything else travels through host memory.
@@ -97,6 +101,7 @@ class BackendFacts:
     overflow: Overflow
     flushes_subnormals: bool
     rounding_depends_on_position: bool
+    eager_at_scale: bool
     dlpack_from: tuple[str, ...]
     is_namespace: Callable[[Any], bool]
     is_array: Callable[[Any], bool]
@@ -120,6 +125,7 @@ TABLE: tuple[BackendFacts, ...] = (
         overflow="warns",
         flushes_subnormals=False,
         rounding_depends_on_position=False,
+        eager_at_scale=True,
         dlpack_from=("numpy", "torch", "jax", "array_api_strict"),
         is_namespace=array_api_compat.is_numpy_namespace,
         is_array=array_api_compat.is_numpy_array,
@@ -142,6 +148,7 @@ TABLE: tuple[BackendFacts, ...] = (
         overflow="silent",
         flushes_subnormals=False,
         rounding_depends_on_position=False,
+        eager_at_scale=True,
         dlpack_from=("cupy", "torch", "jax"),
         is_namespace=array_api_compat.is_cupy_namespace,
         is_array=array_api_compat.is_cupy_array,
@@ -163,6 +170,7 @@ TABLE: tuple[BackendFacts, ...] = (
         overflow="silent",
         flushes_subnormals=False,
         rounding_depends_on_position=False,
+        eager_at_scale=True,
         dlpack_from=("numpy", "cupy", "torch", "jax", "array_api_strict"),
         is_namespace=array_api_compat.is_torch_namespace,
         is_array=array_api_compat.is_torch_array,
@@ -184,6 +192,7 @@ TABLE: tuple[BackendFacts, ...] = (
         overflow="silent",
         flushes_subnormals=True,
         rounding_depends_on_position=False,
+        eager_at_scale=True,
         dlpack_from=("numpy", "cupy", "torch", "jax", "array_api_strict"),
         is_namespace=array_api_compat.is_jax_namespace,
         is_array=array_api_compat.is_jax_array,
@@ -205,6 +214,7 @@ TABLE: tuple[BackendFacts, ...] = (
         overflow="warns-lazily",
         flushes_subnormals=False,
         rounding_depends_on_position=False,
+        eager_at_scale=True,
         dlpack_from=(),
         is_namespace=array_api_compat.is_dask_namespace,
         is_array=array_api_compat.is_dask_array,
@@ -226,6 +236,7 @@ TABLE: tuple[BackendFacts, ...] = (
         overflow="warns",
         flushes_subnormals=False,
         rounding_depends_on_position=False,
+        eager_at_scale=True,
         dlpack_from=("numpy", "torch", "jax", "array_api_strict"),
         is_namespace=array_api_compat.is_array_api_strict_namespace,
         is_array=_module_is("array_api_strict"),
@@ -247,6 +258,7 @@ TABLE: tuple[BackendFacts, ...] = (
         overflow="silent",
         flushes_subnormals=False,
         rounding_depends_on_position=True,
+        eager_at_scale=False,
         dlpack_from=(),
         is_namespace=_module_is("ndonnx"),
         is_array=_module_is("ndonnx"),
