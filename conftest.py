@@ -2,16 +2,25 @@
 
 Selection: ``pytest --backend numpy --backend torch`` or
 ``XPNN_TEST_BACKENDS=numpy,torch`` (names: a backend, a case id such as
-``torch-cuda`` or ``array_api_strict-device1``). A backend that is missing or
-has no device here is skipped with the reason, unless it is listed in
-``XPNN_TEST_REQUIRE``, which turns that skip into a failure. There ``torch``
-means torch on the CPU; the GPU cases are ``cupy``, ``torch-cuda`` and
-``jax-cuda``.
+``torch-cuda``, ``jax-cpu1`` or ``array_api_strict-device1``). A backend that
+is missing or has no such device here is skipped with the reason, unless it
+is listed in ``XPNN_TEST_REQUIRE``, which turns that skip into a failure.
+There ``torch`` means torch on the CPU; the GPU cases are ``cupy``,
+``torch-cuda`` and ``jax-cuda``; ``jax-cpu1`` is JAX's second CPU device.
+
+Each case is built here with the library itself (an array made on the
+device, then ``array_api_compat``), independently of xpnn, and
+``xpnn.namespace`` must agree with it: a disagreement fails the test.
+
+Before JAX is imported, this file asks XLA for two host devices (so that
+``jax-cpu1`` exists; an ``XLA_FLAGS`` already set is kept as it is), and at
+configure time it turns on JAX's 64-bit mode (float64 tests need it).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -22,6 +31,11 @@ import pytest
 # No test may reach the internet: downloads are tested against a local server
 # only, with this variable removed for the duration of those tests.
 os.environ["XPNN_OFFLINE"] = "1"
+
+# A second, real JAX device on any machine; must be set before jax is imported.
+_HOST_DEVICES = "--xla_force_host_platform_device_count=2"
+if "XLA_FLAGS" not in os.environ:
+    os.environ["XLA_FLAGS"] = _HOST_DEVICES
 
 MNIST_DATA_FILES = (
     "t10k-images-idx3-ubyte.gz",
@@ -38,10 +52,11 @@ class BackendCase:
     backend: str
     device: str
     key: str  # the name XPNN_TEST_REQUIRE uses
+    label: str = ""  # the id, when it is not backend-device
 
     @property
     def id(self) -> str:
-        return f"{self.backend}-{self.device}"
+        return self.label or f"{self.backend}-{self.device}"
 
 
 CASES = (
@@ -50,7 +65,9 @@ CASES = (
     BackendCase("array_api_strict", "device1", "array_api_strict"),
     BackendCase("torch", "cpu", "torch"),
     BackendCase("jax", "cpu", "jax"),
+    BackendCase("jax", "cpu:1", "jax-cpu1", "jax-cpu1"),
     BackendCase("dask", "cpu", "dask"),
+    BackendCase("ndonnx", "cpu", "ndonnx"),
     BackendCase("cupy", "cuda", "cupy"),
     BackendCase("torch", "cuda", "torch-cuda"),
     BackendCase("jax", "cuda", "jax-cuda"),
@@ -71,6 +88,13 @@ class Backend:
     def name(self) -> str:
         return self.case.backend
 
+    @property
+    def facts(self) -> Any:
+        """The backend table's row (``xpnn._backend.table.BackendFacts``)."""
+        from xpnn._backend.table import facts
+
+        return facts(self.name)
+
     def asarray(self, values: Any, dtype: str | None = None) -> Any:
         """Make an array on this backend and device from NumPy-like values."""
         host = np.asarray(values)
@@ -88,6 +112,8 @@ class Backend:
 
         assert array_api_compat.array_namespace(result) is self.xp
         assert array_api_compat.device(result) == self.device
+        if callable(getattr(result, "devices", None)):  # JAX: every shard, not only the first
+            assert result.devices() == {self.device}
 
 
 def _names(value: str | None) -> list[str]:
@@ -121,6 +147,11 @@ def _selected(config: pytest.Config) -> list[BackendCase]:
 
 def pytest_configure(config: pytest.Config) -> None:
     _selected(config)  # an unknown backend name stops the run before collection
+    # JAX's 64-bit mode, once, before any test: float64 tests need it.
+    if "jax" in sys.modules:
+        sys.modules["jax"].config.update("jax_enable_x64", True)
+    else:
+        os.environ["JAX_ENABLE_X64"] = "1"
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -131,26 +162,63 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("dtype", DTYPES)
 
 
+def _native_zeros(case: BackendCase) -> Any:
+    """A one-element array made by the library itself on the case's device (no xpnn)."""
+    import importlib
+
+    if case.backend == "numpy":
+        return np.zeros(1)
+    if case.backend == "array_api_strict":
+        xps = importlib.import_module("array_api_strict")
+        name = "CPU_DEVICE" if case.device == "cpu" else case.device
+        return xps.asarray([0.0], device=xps.Device(name))
+    if case.backend == "torch":
+        torch = importlib.import_module("torch")
+        return torch.zeros(1, device=case.device)
+    if case.backend == "jax":
+        jax = importlib.import_module("jax")
+        platform, _, index = case.device.partition(":")
+        devices = jax.devices("gpu" if platform == "cuda" else platform)
+        return jax.device_put(jax.numpy.zeros(1), devices[int(index or 0)])
+    if case.backend == "dask":
+        return importlib.import_module("dask.array").zeros(1)
+    if case.backend == "ndonnx":
+        return importlib.import_module("ndonnx").asarray(np.zeros(1))
+    if case.backend == "cupy":
+        cupy = importlib.import_module("cupy")
+        with cupy.cuda.Device(0):
+            return cupy.zeros(1)
+    raise AssertionError(f"conftest cannot build case {case.id}")
+
+
 _PROBED: dict[BackendCase, Backend | str] = {}
 
 
 def _probe(case: BackendCase) -> Backend | str:
-    """Return the Backend, or the reason it cannot run here (cached)."""
+    """Return the Backend, or the reason it cannot run here (cached).
+
+    Raises ``AssertionError`` where the library builds the case but
+    ``xpnn.namespace`` disagrees (or the other way round).
+    """
     if case not in _PROBED:
+        import array_api_compat
+
         import xpnn
 
-        if case.backend == "jax":
-            try:
-                import jax
-
-                jax.config.update("jax_enable_x64", True)  # float64 tests need it
-            except ImportError:
-                pass
+        try:
+            native = _native_zeros(case)
+        except Exception as err:  # ImportError, no such device: the library's own words
+            native, reason = None, f"{type(err).__name__}: {err}"
         try:
             xp, device = xpnn.namespace(case.backend, case.device)
         except xpnn.BackendError as err:
-            _PROBED[case] = str(err)
+            refused = str(err)
+            assert native is None, f"{case.id} works here but xpnn.namespace refused it: {refused}"
+            _PROBED[case] = f"{refused} ({reason})"
         else:
+            assert native is not None, f"xpnn.namespace accepted {case.id}, unusable: {reason}"
+            assert xp is array_api_compat.array_namespace(native), (case.id, xp)
+            assert device == array_api_compat.device(native), (case.id, device)
             _PROBED[case] = Backend(case, xp, device)
     return _PROBED[case]
 
@@ -166,6 +234,18 @@ def backend(request: pytest.FixtureRequest) -> Backend:
             pytest.fail(f"required backend {case.id} is unavailable: {probed}")
         pytest.skip(f"{case.id}: {probed}")
     return probed
+
+
+@pytest.fixture(autouse=True)
+def _scale_capability(request: pytest.FixtureRequest) -> None:
+    """Skip tests on the real MNIST set where a backend cannot compute at that scale."""
+    if "backend" in request.fixturenames and "data_dir" in request.fixturenames:
+        probed = request.getfixturevalue("backend")
+        if not probed.facts.eager_at_scale:
+            pytest.skip(
+                f"{probed.case.id}: eager values are computed one operation at a time "
+                "(eager_at_scale is False in the backend table), too slow for the MNIST set"
+            )
 
 
 @pytest.fixture(scope="session")

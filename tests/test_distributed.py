@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from optional import import_or_skip
 
 import xpnn
@@ -136,3 +138,92 @@ def test_eval_on_local_cluster(data_dir):
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["correct"] == 9352 and report["device"] == "cluster of 2 worker(s)"
+
+
+# -- scoring: the dask path agrees with the local one ---------------------------------------
+
+
+def test_network_with_wrong_output_size_is_refused_up_front():
+    import dask.array as da
+
+    rng = np.random.default_rng(0)
+    wide = xpnn.Network({"W1": rng.normal(size=(784, 20)), "b1": np.zeros(20)})
+    x = da.zeros((10, 784), chunks=5)
+    with pytest.raises(ValueError, match="the network has 20 outputs but the labels have 10"):
+        xd.classify(wide, x, classes=10)
+    assert xd.classify(wide, x, classes=20).shape == (10,)
+
+
+@pytest.mark.parametrize("bad", [10, 12, -1])
+def test_out_of_range_predictions_are_an_error_never_counted(bad):
+    """What the local scorer refuses, the dask scorer refuses too."""
+    import dask.array as da
+
+    from xpnn.report import confusion_matrix
+
+    labels = np.array([0, 1, 2, 3, 4, 5])
+    predictions = np.array([0, 1, 2, bad, 4, 5])
+    with pytest.raises(ValueError, match=r"predictions must lie in 0\.\.9"):
+        confusion_matrix(labels, predictions)
+    lazy = xd.confusion(da.from_array(predictions, chunks=4), da.from_array(labels, chunks=3))
+    with pytest.raises(ValueError, match=r"predictions must lie in 0\.\.9"):
+        lazy.compute(scheduler="sync")
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.9"):
+        xd.confusion(da.from_array(labels, chunks=4), da.from_array(predictions, chunks=3)).compute(
+            scheduler="sync"
+        )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), min_size=1, max_size=60),
+    chunk=st.integers(1, 20),
+)
+def test_dask_and_local_confusion_agree(pairs, chunk):
+    import dask.array as da
+
+    from xpnn.report import confusion_matrix
+
+    labels, predictions = (np.array(v) for v in zip(*pairs, strict=True))
+    local = confusion_matrix(labels, predictions)
+    lazy = xd.confusion(
+        da.from_array(predictions, chunks=chunk), da.from_array(labels, chunks=max(1, chunk - 1))
+    )
+    got = lazy.compute(scheduler="sync")
+    assert isinstance(got, np.ndarray)
+    np.testing.assert_array_equal(got, local)
+
+
+def test_bad_arguments_fail_at_call_time():
+    import dask.array as da
+
+    net = xpnn.Network({"W1": np.ones((784, 10)), "b1": np.zeros(10)})
+    x = da.zeros((4, 784), chunks=2)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="rows_per_chunk"):
+            xd.classify(net, x, rows_per_chunk=bad)
+        with pytest.raises(ValueError, match="rows_per_chunk"):
+            xd.mnist_dask(100, rows_per_chunk=bad)
+    assert xd.classify(net, x, rows_per_chunk=np.int64(3)).chunks == ((3, 1),)
+    for bad in (-5, 256, 1.5):
+        with pytest.raises(ValueError, match="noise"):
+            xd.mnist_dask(100, noise=bad)
+    with pytest.raises(ValueError, match="seed"):
+        xd.mnist_dask(100, seed=-1)
+    with pytest.raises(ValueError, match="n must be"):
+        xd.mnist_dask(0)
+
+
+def test_block_classifier_uses_the_host_copies(monkeypatch):
+    """No copy to the device and back: the weights are the network's host arrays."""
+    net = xpnn.Network({"W1": np.eye(2), "b1": np.zeros(2)}, dtype="float32", input_scale=0.5)
+    monkeypatch.setattr(
+        xpnn.Network, "params", property(lambda self: pytest.fail("device copies were made"))
+    )
+    block = xd.BlockClassifier(net)
+    for key, value in net.host_params().items():
+        np.testing.assert_array_equal(block.params[key], value)
+        assert block.params[key].dtype == np.float64  # the original, not a device dtype
+    assert block.input_scale == 0.5 and block.dtype == "float32"
+    np.testing.assert_array_equal(block(np.array([[1.0, 3.0], [2.0, 0.0]])), [1, 0])
+    assert list(block._networks) == [("numpy", "None")]

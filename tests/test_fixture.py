@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+from optional import import_or_skip
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = "tests/test_activations.py::test_results_stay_on_the_input_device"
 
@@ -35,7 +39,9 @@ def test_all_cases_are_listed_by_default():
         "array_api_strict-device1",
         "torch-cpu",
         "jax-cpu",
+        "jax-cpu1",
         "dask-cpu",
+        "ndonnx-cpu",
         "cupy-cuda",
         "torch-cuda",
         "jax-cuda",
@@ -54,11 +60,53 @@ def test_select_with_option_and_variable():
 
 
 def test_required_backend_that_is_missing_fails():
-    """The skip of a missing backend becomes a failure once it is required (as in CI)."""
-    env = {"XPNN_TEST_BACKENDS": "torch-cuda"}
+    """The skip of a missing device becomes a failure once it is required (as in CI).
+
+    JAX told to make one host device cannot have ``cpu:1``, on any machine
+    (and where JAX is missing the case is skipped too).
+    """
+    env = {
+        "XPNN_TEST_BACKENDS": "jax-cpu1",
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+    }
     skipped = run_pytest("-rs", TARGET, env=env)
-    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout
-    env["XPNN_TEST_REQUIRE"] = "torch-cuda"
+    assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout
+    assert "jax-cpu1" in skipped.stdout
+    env["XPNN_TEST_REQUIRE"] = "jax-cpu1"
     failed = run_pytest(TARGET, env=env)
     assert failed.returncode == 1
-    assert "required backend torch-cuda is unavailable" in failed.stdout
+    assert "required backend jax-cpu1 is unavailable" in failed.stdout
+
+
+def test_jax_cpu1_is_a_second_device_where_jax_is_installed():
+    """conftest asks XLA for two host devices, so jax-cpu1 runs on every machine with JAX."""
+    import_or_skip("jax", "jax")
+    env = {"XPNN_TEST_BACKENDS": "jax-cpu1"}
+    environ_flags = os.environ.get("XLA_FLAGS")
+    if environ_flags is not None and "device_count=2" not in environ_flags:
+        pytest.skip(f"XLA_FLAGS={environ_flags!r} is set here; conftest keeps it")
+    out = run_pytest("-rs", TARGET, env=env)
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout
+
+
+def test_every_table_backend_has_a_cpu_or_gpu_case():
+    """The fixture covers each backend of the table, on each kind of device it has."""
+    from conftest import CASES
+    from xpnn._backend.table import TABLE
+
+    for row in TABLE:
+        devices = {c.device for c in CASES if c.backend == row.name}
+        assert row.cpu == any(d.startswith("cpu") or d == "device1" for d in devices), row.name
+        assert row.gpu == any(d.startswith("cuda") for d in devices), row.name
+
+
+def test_fixture_disagreeing_with_xpnn_fails(monkeypatch):
+    """The fixture is an independent check of xpnn.namespace, not a copy of it."""
+    import conftest
+    import xpnn
+
+    case = conftest.CASES[0]  # numpy-cpu
+    monkeypatch.setattr(conftest, "_PROBED", {})
+    monkeypatch.setattr(xpnn, "namespace", lambda backend, device: (np, "cpu"))
+    with pytest.raises(AssertionError):
+        conftest._probe(case)

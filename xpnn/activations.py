@@ -6,6 +6,10 @@ dtype; integer and boolean inputs to :func:`sigmoid` and :func:`softmax` are
 promoted to the namespace's default floating dtype (as NumPy does); complex
 and object inputs raise :class:`TypeError`.
 
+Computation runs in the input's device scope (CuPy computes on its current
+device, so a ``cuda:1`` input is computed inside ``with Device(1):``).
+``numpy.matrix`` and masked arrays are refused with :class:`TypeError`.
+
 Python lists, tuples and scalars are accepted too and converted with NumPy
 (``numpy.asarray``), so ``sigmoid([-1.0, 1.0, 2.0])`` works as in the book and
 returns a NumPy array.
@@ -21,6 +25,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
+from ._backend.devices import array_device_scope
+from ._backend.moving import check_array_type
+from ._backend.table import BACKENDS, facts_of_namespace
+
 __all__ = ["identity_function", "relu", "sigmoid", "softmax", "step_function"]
 
 _PYTHON_INPUTS = (list, tuple, int, float, bool)
@@ -34,12 +42,13 @@ def as_array(x: Any, caller: str) -> tuple[Any, ModuleType]:
     """
     if isinstance(x, _PYTHON_INPUTS):
         x = np.asarray(x)
+    check_array_type(x, caller)
     try:
         xp = array_api_compat.array_namespace(x)
     except TypeError:
         raise TypeError(
-            f"{caller}() expects an array (numpy, cupy, torch, jax, dask, "
-            f"array_api_strict) or a list of numbers, got {type(x).__name__}"
+            f"{caller}() expects an array ({', '.join(BACKENDS)}) or a list of numbers, "
+            f"got {type(x).__name__}"
         ) from None
     return x, xp
 
@@ -55,7 +64,8 @@ def as_floating(x: Any, xp: ModuleType, caller: str) -> Any:
     if xp.isdtype(x.dtype, ("integral", "bool")):
         device = array_api_compat.device(x)
         default = xp.__array_namespace_info__().default_dtypes(device=device)
-        return xp.astype(x, default["real floating"])
+        with array_device_scope(x):
+            return xp.astype(x, default["real floating"])
     raise TypeError(f"{caller}() needs real numbers, got an array of dtype {x.dtype}")
 
 
@@ -66,37 +76,30 @@ def _check_real(x: Any, xp: ModuleType, caller: str) -> None:
 
 def _sigmoid_direct(x: Any, xp: ModuleType) -> Any:
     # The book's formula. For very negative x, exp(-x) overflows to inf and the
-    # result 1 / inf is the correct 0; torch, jax and cupy do that silently.
+    # result 1 / inf is the correct 0; torch, jax, cupy and ndonnx do that silently.
     return 1 / (1 + xp.exp(-x))
 
 
-# exp() argument cap per dtype for _sigmoid_from_exp_x: 0.9 * log(largest float)
+# exp() argument cap per dtype for _sigmoid_capped: 0.9 * log(largest float)
 # (9.98 in float16, 79.9 in float32, 638.8 in float64). exp(cap) is finite, and
-# e / (1 + e) already rounds to exactly 1 there.
-# Kept per namespace: dtypes of different libraries must not be compared.
+# e / (1 + e) already rounds to exactly 1 there. Kept per namespace: dtypes of
+# different libraries must not be compared.
 _EXP_CAP: dict[int, dict[Any, float]] = {}
 
 
-def _sigmoid_from_exp_x(x: Any, xp: ModuleType) -> Any:
+def _sigmoid_capped(x: Any, xp: ModuleType) -> Any:
     # Where NumPy computes eagerly and would warn on an overflow: sigmoid(x) =
-    # e / (1 + e) with e = exp(min(x, cap)). exp() cannot overflow, so no guard
-    # (np.errstate costs 1.5-2.7 us a call, as much as the whole sigmoid of a
-    # 50-vector); very negative x underflow to subnormals and 0, which NumPy does
-    # not report by default. The same 4 passes as the book's formula, and more
-    # precise in the negative tail: correct subnormals down to the smallest
-    # float (x > -103.9 in float32) instead of 0 below -88.7.
+    # e / (1 + e) with e = exp(min(x, cap)). exp() cannot overflow, so no
+    # np.errstate guard is needed (it costs 1.5-2.7 us a call, as much as the
+    # whole sigmoid of a 50-vector); very negative x underflow to subnormals
+    # and 0, which NumPy does not report by default. The same 4 passes as the
+    # book's formula, and correct subnormals down to the smallest float.
     caps = _EXP_CAP.setdefault(id(xp), {})
     cap = caps.get(x.dtype)
     if cap is None:
         cap = caps[x.dtype] = 0.9 * math.log(float(xp.finfo(x.dtype).max))
     e = xp.exp(xp.minimum(x, cap))
     return e / (1 + e)
-
-
-def _sigmoid_native(x: Any, xp: ModuleType) -> Any:
-    # torch's own sigmoid: one kernel instead of four passes, the same values in
-    # float32 and float64 (0 below -88.7 / -745), more precise in float16.
-    return xp.sigmoid(x)
 
 
 def _sigmoid_stable(x: Any, xp: ModuleType) -> Any:
@@ -106,45 +109,32 @@ def _sigmoid_stable(x: Any, xp: ModuleType) -> Any:
     return xp.where(x >= 0, r, e * r)
 
 
-def _eager_numpy(xp: ModuleType) -> bool:
-    """True where arithmetic runs eagerly in NumPy, which warns on overflow."""
-    return array_api_compat.is_numpy_namespace(
-        xp
-    ) or array_api_compat.is_array_api_strict_namespace(xp)
-
-
 def sigmoid_kernel_for(xp: ModuleType) -> Callable[[Any, ModuleType], Any]:
     """Pick the sigmoid formula for a namespace (once per network, not per call).
 
-    Every formula gives exact 0 and 1 in the limits, without warnings, and
-    full relative precision wherever ``exp(-x)`` is finite (x > -88.7 in
-    float32, -709.8 in float64, -11.1 in float16).
+    The backend table's ``overflow`` fact decides. The book's 4-operation
+    formula ``1 / (1 + exp(-x))`` is used where overflow is silent (torch,
+    jax, cupy, ndonnx); where NumPy computes eagerly and would warn (numpy,
+    array_api_strict), ``e / (1 + e)`` with ``e = exp(min(x, cap))``, 4
+    operations that cannot overflow, so no warning guard is needed; lazy or
+    unknown namespaces (dask, others), where a warning would surface later,
+    outside any guard, get the 8-operation ``exp(-|x|)`` form, which never
+    overflows. What each gives in the far negative tail is documented in
+    :func:`sigmoid`.
 
-    - numpy, array_api_strict (eager NumPy, which warns on overflow):
-      ``e / (1 + e)`` with ``e = exp(min(x, cap))``, 4 passes, no overflow
-      possible; correct subnormals below that too, down to the smallest float.
-    - torch: its own ``sigmoid``, one kernel, the same values as the book's
-      formula in float32 and float64 (0 below -88.7 / -745.1), subnormals in
-      float16.
-    - jax, cupy, where overflow is silent: the book's 4-pass formula
-      ``1 / (1 + exp(-x))``, which returns 0 below -88.7 (float32).
-    - lazy or unknown namespaces (dask, others), where a warning would surface
-      later, outside any guard: the 8-pass ``exp(-|x|)`` form, with
-      subnormals.
+    Examples
+    --------
+    >>> import array_api_strict
+    >>> sigmoid_kernel_for(array_api_strict).__name__
+    '_sigmoid_capped'
     """
-    if _eager_numpy(xp):
-        return _sigmoid_from_exp_x
-    if array_api_compat.is_torch_namespace(xp):
-        return _sigmoid_native
-    direct = xp.__name__ == "ndonnx" or any(  # ONNX's Exp overflows to inf silently
-        check(xp)
-        for check in (
-            array_api_compat.is_torch_namespace,
-            array_api_compat.is_jax_namespace,
-            array_api_compat.is_cupy_namespace,
-        )
-    )
-    return _sigmoid_direct if direct else _sigmoid_stable
+    row = facts_of_namespace(xp)
+    overflow = "warns-lazily" if row is None else row.overflow
+    if overflow == "silent":
+        return _sigmoid_direct
+    if overflow == "warns":
+        return _sigmoid_capped
+    return _sigmoid_stable
 
 
 def sigmoid_kernel(x: Any, xp: ModuleType) -> Any:
@@ -153,8 +143,15 @@ def sigmoid_kernel(x: Any, xp: ModuleType) -> Any:
 
 
 def relu_kernel(x: Any, xp: ModuleType) -> Any:
-    """ReLU of a real numeric array ``x`` of namespace ``xp``, no checks."""
-    return xp.maximum(x, xp.zeros((), dtype=x.dtype, device=array_api_compat.device(x)))
+    """ReLU of a real numeric array ``x`` of namespace ``xp``, no checks.
+
+    The zero is a Python scalar, which keeps ``x``'s dtype and creates no
+    array: an array created for it would land on the library's default device
+    (JAX makes ``zeros(device=d)`` on its default device and then copies it
+    to ``d``; CuPy on its current device; a dask array of CuPy chunks would
+    get a NumPy chunk).
+    """
+    return xp.maximum(x, 0)
 
 
 def softmax_kernel(x: Any, xp: ModuleType, axis: int = -1) -> Any:
@@ -192,14 +189,38 @@ def step_function(x: Any) -> Any:
     _check_real(x, xp, "step_function")
     device = array_api_compat.device(x)
     default = xp.__array_namespace_info__().default_dtypes(device=device)
-    return xp.astype(x > 0, default["integral"])
+    with array_device_scope(x):
+        return xp.astype(x > 0, default["integral"])
 
 
 def sigmoid(x: Any) -> Any:
-    """Logistic sigmoid ``1 / (1 + exp(-x))``, without overflow.
+    """Logistic sigmoid ``1 / (1 + exp(-x))``, without overflow warnings.
 
     Exact 0 and 1 in the limits (``sigmoid(-1e4) == 0``, ``sigmoid(1e4) == 1``)
-    in float16, float32 and float64, with no RuntimeWarning.
+    in float16, float32 and float64, with no RuntimeWarning, on every backend.
+
+    Precision in the far negative tail depends on the backend (measured; the
+    thresholds are for float32, float64 in brackets):
+
+    - Everywhere, results that are normal floating numbers (``x`` above
+      ``log(tiny)``: -87.34 [-708.40]) have full relative precision.
+    - torch, cupy, ndonnx compute the book's formula: full relative
+      precision down to -88.72 [-709.78], where ``exp(-x)`` overflows; below
+      that exactly 0.
+    - jax computes the same formula but XLA flushes subnormal results to zero:
+      exactly 0 below -87.34 [-708.40]. (float16 is not flushed.)
+    - numpy and array_api_strict compute ``e / (1 + e)`` with ``e =
+      exp(min(x, cap))``, and dask ``exp(-|x|)`` forms; neither overflows:
+      subnormal results down to -103.97 [-745.13], each within one subnormal
+      step (1.4e-45 [4.9e-324]) of the true value, and 0 below.
+
+    ndonnx evaluates with onnxruntime, whose float64 ``exp`` rounds
+    differently in the vectorised body and the tail of an array: equal inputs
+    can give results one unit in the last place apart, so there sigmoid is
+    monotone to within one unit in the last place.
+
+    In float16 the book's formula gives 0 below -11.09, where ``exp(-x)``
+    overflows (float16 subnormals start at -9.70).
 
     Parameters
     ----------
@@ -217,9 +238,12 @@ def sigmoid(x: Any) -> Any:
     >>> import array_api_strict as xp
     >>> sigmoid(xp.asarray([-1.0, 1.0, 2.0]))
     Array([0.26894142, 0.73105858, 0.88079708], dtype=array_api_strict.float64)
+    >>> sigmoid(xp.asarray([-1e4, 1e4], dtype=xp.float32))
+    Array([0., 1.], dtype=array_api_strict.float32)
     """
     x, xp = as_array(x, "sigmoid")
-    return sigmoid_kernel(as_floating(x, xp, "sigmoid"), xp)
+    with array_device_scope(x):
+        return sigmoid_kernel(as_floating(x, xp, "sigmoid"), xp)
 
 
 def relu(x: Any) -> Any:
@@ -237,7 +261,8 @@ def relu(x: Any) -> Any:
     _check_real(x, xp, "relu")
     if xp.isdtype(x.dtype, "bool"):
         return x
-    return relu_kernel(x, xp)
+    with array_device_scope(x):
+        return relu_kernel(x, xp)
 
 
 def identity_function(x: Any) -> Any:
@@ -279,4 +304,5 @@ def softmax(x: Any, axis: int = -1) -> Any:
         raise ValueError("softmax() needs at least one axis, got a 0-d array")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"softmax() axis {axis} is out of range for an array of {x.ndim} dims")
-    return softmax_kernel(x, xp, axis)
+    with array_device_scope(x):
+        return softmax_kernel(x, xp, axis)

@@ -8,12 +8,19 @@ to each worker once, not once per chunk. Everything stays lazy until computed,
 and predictions are reduced to a 10x10 confusion matrix on the workers, so no
 process ever holds the whole input.
 
+On GPUs, run one worker per GPU, each pinned to its own device, as
+dask-cuda's ``LocalCUDACluster`` (or the ``dask cuda worker`` command) does by
+setting ``CUDA_VISIBLE_DEVICES`` per worker: a block of CuPy chunks is then
+classified on the device it lives on, inside that device's scope. Workers
+started without such pinning all use GPU 0.
+
 Requires the ``dask`` extra (``dask[array,distributed]``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -21,7 +28,8 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .backends import to_numpy
+from ._backend.moving import host_view
+from ._backend.table import facts_of_array
 from .errors import BackendError
 from .network import Network
 
@@ -36,8 +44,19 @@ def _dask_array() -> Any:
     return da
 
 
+def _positive_int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 class BlockClassifier:
     """A picklable classifier of one chunk: host weights, rebuilt as a network per worker.
+
+    The weights are the host copies the network already holds
+    (:meth:`Network.host_params`), never copied back from a device. On a
+    worker, the block's own library and device decide where the network is
+    rebuilt (NumPy, or CuPy on the GPU the block lives on).
 
     Examples
     --------
@@ -48,54 +67,100 @@ class BlockClassifier:
     """
 
     def __init__(self, network: Network) -> None:
-        self.params = {k: to_numpy(v) for k, v in network.params.items()}
-        self.options = {
-            "hidden": network.hidden,
-            "output": network.output,
-            "dtype": network.dtype_name,
-            "input_scale": network.input_scale,
-        }
-        self._networks: dict[str, Network] = {}
+        self.params = network.host_params()
+        self.hidden = network.hidden
+        self.output = network.output
+        self.dtype = network.dtype_name
+        self.input_scale = network.input_scale
+        self._networks: dict[tuple[str, str], Network] = {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"params": self.params, "options": self.options}
+        return {k: v for k, v in self.__dict__.items() if k != "_networks"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _networks={})
 
-    def __call__(self, block: Any) -> Any:
-        backend = "cupy" if array_api_compat.is_cupy_array(block) else "numpy"
-        network = self._networks.get(backend)
+    def network_for(self, block: Any) -> Network:
+        """The network for a block's library and device (built once per worker)."""
+        row = facts_of_array(block)
+        if row is None:
+            raise TypeError(f"cannot classify a block of type {type(block).__name__}")
+        device = array_api_compat.device(block) if row.many_devices else None
+        key = (row.name, repr(device))
+        network = self._networks.get(key)
         if network is None:
-            network = Network(self.params, backend=backend, **self.options)
-            self._networks[backend] = network
-        return network.classify(block)
+            network = Network(
+                self.params,
+                hidden=self.hidden,
+                output=self.output,
+                backend=row.name,
+                device=device,
+                dtype=self.dtype,
+                input_scale=self.input_scale,
+            )
+            self._networks[key] = network
+        return network
+
+    def __call__(self, block: Any) -> Any:
+        return self.network_for(block).classify(block)
 
 
 def _classify_block(block: Any, classifier: BlockClassifier) -> Any:
     return classifier(block)
 
 
-def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None) -> Any:
+def classify(
+    network: Network,
+    x: Any,
+    *,
+    rows_per_chunk: int | None = None,
+    classes: int | None = None,
+) -> Any:
     """Return the lazy predicted labels of a dask array ``x`` of shape ``(n, d)``.
 
     Parameters
     ----------
     network : Network
-        Any network; its weights are copied to the host once.
+        Any network; its host weights travel in the graph once.
     x : dask.array.Array
         Images, any real dtype (uint8 pixels with ``input_scale=1/255``).
     rows_per_chunk : int or None
         Rechunk the batch axis to this many rows; ``None`` keeps the chunks.
+    classes : int or None
+        The number of classes the labels will be scored against: a network
+        with another number of outputs is refused here, before anything runs.
 
     Returns
     -------
     dask.array.Array
         ``(n,)`` int64 labels, not yet computed.
+
+    Raises
+    ------
+    ValueError
+        Inputs of the wrong shape, ``rows_per_chunk`` not a positive integer,
+        or a network whose output size is not ``classes``.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np, xpnn
+    >>> x = da.from_array(np.array([[1.0, 0.5], [-3.0, 0.0]]), chunks=1)
+    >>> classify(xpnn.init_network(), x).compute()
+    array([1, 1])
     """
-    import dask
+    from dask.delayed import delayed
 
     da = _dask_array()
+    if rows_per_chunk is not None:
+        rows_per_chunk = _positive_int(rows_per_chunk, "rows_per_chunk")
+    if classes is not None:
+        classes = _positive_int(classes, "classes")
+        outputs = network.layer_sizes[-1]
+        if outputs != classes:
+            raise ValueError(
+                f"the network has {outputs} outputs but the labels have {classes} classes; "
+                f"a {classes}-class scorer needs a network with {classes} outputs"
+            )
     if not isinstance(x, da.Array):
         raise TypeError(f"classify() needs a dask array, got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != network.input_size:
@@ -106,17 +171,64 @@ def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None) -> 
         x = x.rechunk({1: -1})
     if rows_per_chunk is not None:
         x = x.rechunk({0: rows_per_chunk})
-    classifier = dask.delayed(BlockClassifier(network), pure=True)
+    classifier = delayed(BlockClassifier(network), pure=True)
     meta_xp = array_api_compat.array_namespace(x._meta)
     meta = meta_xp.empty((0,), dtype=meta_xp.int64)
     return x.map_blocks(_classify_block, classifier, dtype=np.int64, drop_axis=1, meta=meta)
 
 
+def _block_counts(predictions: Any, labels: Any, classes: int) -> np.ndarray:
+    """The ``1 x classes x classes`` counts of one block, on the host."""
+    pred = np.asarray(host_view(predictions)[0]).astype(np.int64)
+    true = np.asarray(host_view(labels)[0]).astype(np.int64)
+    for name, values in (("prediction", pred), ("label", true)):
+        if values.size and (values.min() < 0 or values.max() >= classes):
+            bad = values[(values < 0) | (values >= classes)]
+            raise ValueError(
+                f"{name}s must lie in 0..{classes - 1}, got {bad.size} outside "
+                f"(e.g. {int(bad[0])}); they are never counted"
+            )
+    counts: np.ndarray = np.bincount(true * classes + pred, minlength=classes * classes)
+    return counts.reshape(1, classes, classes)
+
+
 def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
-    """Return the lazy ``classes x classes`` confusion matrix (rows: true labels)."""
+    """Return the lazy ``classes x classes`` confusion matrix (rows: true labels).
+
+    Each block of predictions is counted with its labels on the host (they
+    are small integers, whatever library and device the images were on), so
+    the result computes to a NumPy array. Predictions or labels outside
+    ``0..classes-1`` are an error when the matrix is computed, never counted,
+    as in :func:`xpnn.report.confusion_matrix`.
+
+    Examples
+    --------
+    >>> import dask.array as da, numpy as np
+    >>> p = da.from_array(np.array([0, 1, 1]), chunks=2)
+    >>> t = da.from_array(np.array([0, 1, 0]), chunks=2)
+    >>> confusion(p, t, classes=2).compute()
+    array([[1, 1],
+           [0, 1]])
+    """
     da = _dask_array()
-    codes = labels.astype(np.int64) * classes + predictions.astype(np.int64)
-    return da.bincount(codes, minlength=classes * classes).reshape(classes, classes)
+    classes = _positive_int(classes, "classes")
+    if predictions.ndim != 1 or labels.ndim != 1 or predictions.shape != labels.shape:
+        raise ValueError(
+            f"predictions and labels must be 1-D of one length, got {predictions.shape} "
+            f"and {labels.shape}"
+        )
+    labels = labels.rechunk(predictions.chunks)
+    counts = da.map_blocks(
+        _block_counts,
+        predictions,
+        labels,
+        classes,
+        new_axis=(1, 2),
+        chunks=((1,) * predictions.numblocks[0], (classes,), (classes,)),
+        dtype=np.int64,
+        meta=np.empty((0, 0, 0), np.int64),
+    )
+    return counts.sum(axis=0)
 
 
 def synthetic_rows(
@@ -154,7 +266,8 @@ def _rows_block(
     start, stop = block_info[None]["array-location"][0]
     if part == 1:  # labels need no images: skip making the noisy pixels
         images, labels = base
-        return labels[np.arange(start, stop) % images.shape[0]]
+        picked: np.ndarray = labels[np.arange(start, stop) % images.shape[0]]
+        return picked
     return synthetic_rows(*base, start, stop, seed, noise)[0]
 
 
@@ -183,8 +296,13 @@ def mnist_dask(
     from .download import data_home
 
     da = _dask_array()
-    if n < 1 or rows_per_chunk < 1:
-        raise ValueError(f"n and rows_per_chunk must be positive, got {n} and {rows_per_chunk}")
+    n = _positive_int(n, "n")
+    rows_per_chunk = _positive_int(rows_per_chunk, "rows_per_chunk")
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Integral) or not 0 <= noise <= 255:
+        raise ValueError(f"noise must be an integer in 0..255, got {noise!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    noise, seed = int(noise), int(seed)
     base = dask.delayed(_load_base, pure=True)(str(data_home(data_dir)))
     row_chunks = (rows_per_chunk,) * (n // rows_per_chunk)
     if n % rows_per_chunk:

@@ -6,25 +6,34 @@ weights are converted once, when the network is built or moved with
 :meth:`Network.to`; every call after that works on the resident arrays.
 
 Inputs of another namespace or device than the network's are moved to the
-network (through host memory when the namespace differs) before any
-arithmetic, so nothing is ever computed on the wrong device; inputs of another
-dtype (uint8 pixels, float64 data for a float32 network) are cast to the
-network's dtype.
+network before any arithmetic (through DLPack, sharing memory where the two
+libraries can, else through host memory; see :mod:`xpnn._backend.moving`), so
+nothing is ever computed on the wrong device; inputs of another dtype (uint8
+pixels, float64 data for a float32 network) are cast to the network's dtype.
+All computation runs in the network's device scope (CuPy computes on its
+current device), and matrix products run at full precision on every backend
+(JAX's are asked for ``precision=HIGHEST``; see :mod:`xpnn._backend.products`).
 """
 
 from __future__ import annotations
 
+import numbers
 import re
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
+from ._backend.devices import device_scope
+from ._backend.moving import check_array_type, host_view, move
+from ._backend.products import matmul_for
+from ._backend.table import BackendFacts, facts
 from ._compiled import fast_forward
 from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
-from .backends import backend_name, backend_of, dtype_name, namespace, resolve_dtype, to_numpy
+from .backends import backend_name, dtype_name, namespace, resolve_dtype
 
 __all__ = ["Network", "classify", "forward", "init_network", "predict"]
 
@@ -67,13 +76,13 @@ def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarra
             "network parameters must be numbered W1, b1 ... Wn, bn without gaps, "
             f"got {sorted(params)}"
         )
-    layers = []
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
     for i in range(1, n + 1):
         if indices[i] != {"W", "b"}:
             missing = ({"W", "b"} - indices[i]).pop()
             raise ValueError(f"network parameter {missing}{i} is missing")
         # Own copies: a caller changing its arrays later must not change the network.
-        w, b = (np.array(to_numpy(params[f"{k}{i}"]), copy=True) for k in ("W", "b"))
+        w, b = (_host_parameter(params[f"{k}{i}"]) for k in ("W", "b"))
         for name, arr in ((f"W{i}", w), (f"b{i}", b)):
             if arr.dtype.kind not in "fiu":
                 raise TypeError(
@@ -89,6 +98,20 @@ def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarra
             )
         layers.append((w, b))
     return layers
+
+
+def _host_parameter(value: Any) -> np.ndarray:
+    """A C-ordered host copy of one weight array (host-side weight preparation)."""
+    if isinstance(value, (list, tuple, numbers.Number)):
+        return np.array(value)
+    host, _ = host_view(value)
+    return np.array(host, copy=True, order="C")
+
+
+def _positive_integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def _default_dtype(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
@@ -134,6 +157,27 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     Array([3., 4.], dtype=array_api_strict.float64)
     """
 
+    xp: ModuleType
+    device: Any
+    backend: str
+    dtype_name: str
+    dtype: Any
+    input_scale: float
+    hidden: str
+    output: str
+    _host: list[tuple[np.ndarray, np.ndarray]]
+    _layers: tuple[tuple[Any, Any], ...]
+    _hidden_layers: tuple[tuple[Any, Any], ...]
+    _last_layer: tuple[Any, Any]
+    _hidden_fn: Callable[[Any, ModuleType], Any]
+    _output_fn: Callable[[Any, ModuleType], Any]
+    _matmul: Callable[[Any, Any], Any]
+    _array_type: type
+    _array_dtype: Any
+    _check_device: bool
+    _scope: AbstractContextManager[Any]
+    _facts: BackendFacts
+
     def __init__(
         self,
         params: Mapping[str, Any],
@@ -147,14 +191,18 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     ) -> None:
         self.hidden = _choice(hidden, _HIDDEN, "hidden activation")
         self.output = _choice(output, _OUTPUT, "output function")
-        if not (
-            isinstance(input_scale, (int, float)) and np.isfinite(input_scale) and input_scale > 0
+        if (
+            isinstance(input_scale, bool)
+            or not isinstance(input_scale, numbers.Real)
+            or not (0 < float(input_scale) < float("inf"))
         ):
             raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
         self.input_scale = float(input_scale)
         host = _layer_arrays(params)
         self.xp, self.device = namespace(backend, device)
-        self.backend = backend_of(self.xp)
+        self.backend = backend_name(backend)
+        self._facts = facts(self.backend)
+        self._scope = device_scope(self.backend, self.device)
         self.dtype_name = dtype_name(self.xp, dtype or _default_dtype(host))
         self.dtype = resolve_dtype(self.xp, self.dtype_name)
         self._host = host
@@ -162,17 +210,20 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         for i, (w, b) in enumerate(host):
             if i == 0 and self.input_scale != 1.0:
                 w = w.astype(np.float64) * self.input_scale
-            layers.append((self._place(w), self._place(b)))
+            with self._scope:
+                layers.append((self._place(w), self._place(b)))
         self._layers = tuple(layers)
         self._hidden_layers, self._last_layer = self._layers[:-1], self._layers[-1]
         self._hidden_fn = _HIDDEN[self.hidden](self.xp)
         self._output_fn = _OUTPUT[self.output]
-        # A forward pass of its own on JAX (compiled) and NumPy (tanh), else None.
-        self._fast = fast_forward(self.xp, self._hidden_fn, self._layers)
+        self._matmul = matmul_for(self.xp)
+        # A forward pass of its own on JAX (compiled once per input shape) and
+        # NumPy (sigmoid layers as tanh folded into the weights), else None.
+        self._fast = fast_forward(self.xp, self._hidden_fn, self._layers, self._matmul)
         self._array_type = type(self._layers[0][1])
         self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
         # Only compare devices where a namespace has more than one.
-        self._check_device = self.backend not in ("numpy", "dask", "ndonnx")
+        self._check_device = self._facts.many_devices
 
     def _place(self, arr: np.ndarray, copy: bool | None = None) -> Any:
         return self.xp.asarray(arr, dtype=self.dtype, device=self.device, copy=copy)
@@ -182,12 +233,12 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     @property
     def layer_sizes(self) -> tuple[int, ...]:
         """Widths from input to output, e.g. ``(784, 50, 100, 10)``."""
-        return (self._host[0][0].shape[0], *(w.shape[1] for w, _ in self._host))
+        return (self.input_size, *(int(w.shape[1]) for w, _ in self._host))
 
     @property
     def input_size(self) -> int:
         """Number of input features."""
-        return self._host[0][0].shape[0]
+        return int(self._host[0][0].shape[0])
 
     @property
     def params(self) -> dict[str, Any]:
@@ -198,10 +249,29 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         the network.
         """
         out: dict[str, Any] = {}
-        for i, (w, b) in enumerate(self._host, start=1):
-            out[f"W{i}"] = self._place(w, copy=True)
-            out[f"b{i}"] = self._place(b, copy=True)
+        with self._scope:
+            for i, (w, b) in enumerate(self._host, start=1):
+                out[f"W{i}"] = self._place(w, copy=True)
+                out[f"b{i}"] = self._place(b, copy=True)
         return out
+
+    def host_params(self) -> dict[str, np.ndarray]:
+        """A NumPy copy of the weights the network was built from (no device round trip).
+
+        The arrays are those the network keeps on the host, in their original
+        dtype, before ``input_scale`` is folded in; changing them does not
+        change the network.
+
+        Examples
+        --------
+        >>> sorted(init_network().host_params())
+        ['W1', 'W2', 'W3', 'b1', 'b2', 'b3']
+        """
+        return {
+            f"{k}{i}": arr.copy()
+            for i, (w, b) in enumerate(self._host, 1)
+            for k, arr in (("W", w), ("b", b))
+        }
 
     def __repr__(self) -> str:
         sizes = "-".join(str(n) for n in self.layer_sizes)
@@ -235,11 +305,7 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         if device is None and same_backend:
             device = self.device
         return Network(
-            {
-                k: v
-                for i, (w, b) in enumerate(self._host, 1)
-                for k, v in ((f"W{i}", w), (f"b{i}", b))
-            },
+            self.host_params(),
             hidden=self.hidden,
             output=self.output,
             backend=self.backend if backend is None else backend,
@@ -253,26 +319,27 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     def _adopt(self, x: Any) -> Any:
         """Bring an input of another type, namespace or device to the network."""
         if isinstance(x, (list, tuple)):
-            host = np.asarray(x)
-        else:
-            try:
-                xp_in = array_api_compat.array_namespace(x)
-            except TypeError:
-                raise TypeError(
-                    f"network input must be an array or a list of numbers, got {type(x).__name__}"
-                ) from None
-            if xp_in is self.xp:
-                return array_api_compat.to_device(x, self.device)
-            host = to_numpy(x)
-        if host.dtype.kind not in "fiub":
-            raise TypeError(f"network input must be real numbers, got dtype {host.dtype}")
-        return self.xp.asarray(host, device=self.device)
+            x = np.asarray(x)
+        check_array_type(x, "forward")
+        is_array: bool = isinstance(x, np.generic) or array_api_compat.is_array_api_obj(x)
+        if not is_array:
+            raise TypeError(
+                f"network input must be an array or a list of numbers, got {type(x).__name__}"
+            )
+        kind = getattr(getattr(x, "dtype", None), "kind", None)
+        if kind is not None and kind not in "fiub":  # NumPy: object, complex, strings
+            raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
+        with self._scope:
+            return move(x, self._facts, self.xp, self.device, self.dtype_name)
 
-    def _prepare(self, x: Any, cast: bool = True) -> Any:
-        if type(x) is not self._array_type:
+    def _prepare(self, x: Any) -> Any:
+        if (
+            type(x) is not self._array_type
+            or (self._check_device and array_api_compat.device(x) != self.device)
+            # NumPy arrays to NumPy networks: byte order, longdouble, objects checked there
+            or (isinstance(x, np.ndarray) and not (x.dtype.isnative and x.dtype.kind in "fiub"))
+        ):
             x = self._adopt(x)
-        elif self._check_device and array_api_compat.device(x) != self.device:
-            x = array_api_compat.to_device(x, self.device)
         if x.dtype != self._array_dtype:
             xp = self.xp
             try:
@@ -281,14 +348,23 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
                 real = False
             if not real:
                 raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
-            if cast:  # a fast forward pass casts it itself
-                x = xp.astype(x, self.dtype)
-        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
+            x = xp.astype(x, self.dtype)
+        width = x.shape[-1] if x.ndim else None
+        if x.ndim not in (1, 2) or (width is not None and width != self.input_size):
             raise ValueError(
                 f"network expects inputs of shape ({self.input_size},) or "
                 f"(n, {self.input_size}); got shape {tuple(x.shape)}"
             )
         return x
+
+    def _forward(self, x: Any) -> Any:
+        if self._fast is not None:
+            return self._fast.forward(x)
+        xp, act, matmul = self.xp, self._hidden_fn, self._matmul
+        for w, b in self._hidden_layers:
+            x = act(matmul(x, w) + b, xp)
+        w, b = self._last_layer
+        return matmul(x, w) + b
 
     def forward(self, x: Any) -> Any:
         """Return the last layer's affine output (the identity output, logits).
@@ -296,26 +372,34 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         Parameters
         ----------
         x : array_like
-            One sample ``(d,)`` or a batch ``(n, d)``.
+            One sample ``(d,)`` or a batch ``(n, d)``, of any backend and
+            device (moved to the network first), or a list.
 
         Returns
         -------
         array
             ``(k,)`` or ``(n, k)`` on the network's backend, device and dtype.
+
+        Examples
+        --------
+        >>> net = init_network(dtype="float64")
+        >>> net.forward([[1.0, 0.5], [0.0, 0.0]]).shape
+        (2, 2)
         """
-        if self._fast is not None:
-            return self._fast.forward(self._prepare(x, cast=False))
-        x = self._prepare(x)
-        xp = self.xp
-        act = self._hidden_fn
-        for w, b in self._hidden_layers:
-            x = act(x @ w + b, xp)
-        w, b = self._last_layer
-        return x @ w + b
+        with self._scope:
+            return self._forward(self._prepare(x))
 
     def predict(self, x: Any) -> Any:
-        """Return the network's output: :meth:`forward` then the output function."""
-        return self._output_fn(self.forward(x), self.xp)
+        """Return the network's output: :meth:`forward` then the output function.
+
+        Examples
+        --------
+        >>> net = init_network(dtype="float64")
+        >>> net.predict([1.0, 0.5])
+        array([0.31682708, 0.69627909])
+        """
+        with self._scope:
+            return self._output_fn(self._forward(self._prepare(x)), self.xp)
 
     def classify(self, x: Any, batch_size: int | None = None) -> Any:
         """Return the predicted class of each row of ``x`` (argmax of the logits).
@@ -323,31 +407,46 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         Parameters
         ----------
         x : array_like
-            A batch ``(n, d)`` of any backend; each batch is moved to the network
-            on its own, so a host array larger than device memory streams through.
+            A batch ``(n, d)`` of any backend, or one sample ``(d,)``; each
+            batch is moved to the network on its own, so a host array larger
+            than device memory streams through.
         batch_size : int or None
-            Rows per forward pass; ``None`` is one pass over all rows.
+            Rows per forward pass; ``None`` is one pass over all rows. It has
+            no effect on one sample.
 
         Returns
         -------
         array
-            ``(n,)`` integer labels on the network's backend and device.
+            ``(n,)`` integer labels for a batch, a 0-d integer array for one
+            sample, on the network's backend and device.
+
+        Examples
+        --------
+        >>> net = init_network(dtype="float64")
+        >>> net.classify([[1.0, 0.5], [-3.0, 0.0]], batch_size=1)
+        array([1, 1])
+        >>> net.classify([1.0, 0.5]).shape
+        ()
         """
-        if not hasattr(x, "shape"):
-            x = self._adopt(x)
-        n = x.shape[0]
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
-        if self._fast is not None:
-            prepare = lambda batch: self._prepare(batch, cast=False)  # noqa: E731
-            return self._fast.classify(x, batch_size, prepare)
-        if batch_size is None or batch_size >= n:
-            return self.xp.argmax(self.forward(x), axis=-1)
-        parts = [
-            self.xp.argmax(self.forward(x[start : min(start + batch_size, n), ...]), axis=-1)
-            for start in range(0, n, batch_size)
-        ]
-        return self.xp.concat(parts)
+        if batch_size is not None:
+            batch_size = _positive_integer(batch_size, "batch_size")
+        if not hasattr(x, "shape") or getattr(x, "ndim", 2) != 2:
+            x = self._prepare(x)  # lists, and one sample (d,): one pass
+        n = x.shape[0] if x.ndim == 2 else None
+        xp = self.xp
+        with self._scope:
+            if self._fast is not None and n is not None:  # one compiled shape for every batch
+                return self._fast.classify(x, batch_size, self._prepare)
+            if batch_size is None or n is None or batch_size >= n:
+                return xp.argmax(self._forward(self._prepare(x)), axis=-1)
+            parts = [
+                xp.argmax(
+                    self._forward(self._prepare(x[start : min(start + batch_size, n), ...])),
+                    axis=-1,
+                )
+                for start in range(0, n, batch_size)
+            ]
+            return xp.concat(parts)
 
 
 def init_network(backend: str | None = None, device: Any = None, dtype: str = "float32") -> Network:
@@ -371,15 +470,33 @@ def init_network(backend: str | None = None, device: Any = None, dtype: str = "f
 
 
 def forward(network: Network, x: Any) -> Any:
-    """Return ``network``'s identity output for ``x`` (see :meth:`Network.forward`)."""
+    """Return ``network``'s identity output for ``x`` (see :meth:`Network.forward`).
+
+    Examples
+    --------
+    >>> forward(init_network(dtype="float64"), [1.0, 0.5])
+    array([0.31682708, 0.69627909])
+    """
     return network.forward(x)
 
 
 def predict(network: Network, x: Any) -> Any:
-    """Return ``network``'s output for ``x`` (see :meth:`Network.predict`)."""
+    """Return ``network``'s output for ``x`` (see :meth:`Network.predict`).
+
+    Examples
+    --------
+    >>> predict(init_network(dtype="float64"), [1.0, 0.5])
+    array([0.31682708, 0.69627909])
+    """
     return network.predict(x)
 
 
 def classify(network: Network, x: Any, batch_size: int | None = None) -> Any:
-    """Return predicted labels (see :meth:`Network.classify`)."""
+    """Return predicted labels (see :meth:`Network.classify`).
+
+    Examples
+    --------
+    >>> classify(init_network(dtype="float64"), [[1.0, 0.5]])
+    array([1])
+    """
     return network.classify(x, batch_size)

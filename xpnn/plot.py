@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ._backend.devices import device_scope
 from .activations import relu, sigmoid, step_function
-from .backends import namespace, to_numpy
+from .backends import backend_name, namespace, to_numpy
 
 __all__ = [
     "activation_figure",
@@ -47,7 +48,8 @@ def activation_figure(backend: str | None = None, device: Any = None) -> Any:
     ['sigmoid', 'step function']
     """
     xp, dev = namespace(backend, device)
-    x = xp.arange(-5.0, 5.0, 0.1, device=dev)
+    with device_scope(backend_name(backend), dev):  # CuPy creates on its current device
+        x = xp.arange(-5.0, 5.0, 0.1, device=dev)
     xs = to_numpy(x)
     fig = _figure(figsize=(9, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -139,7 +141,7 @@ def misclassified_figure(
 
 def confusion_matrix_figure(matrix: Any) -> Any:
     """The confusion matrix as an annotated heatmap (rows: true, columns: predicted)."""
-    counts = np.asarray(to_numpy(matrix) if not isinstance(matrix, list) else matrix)
+    counts = np.asarray(matrix) if isinstance(matrix, list) else to_numpy(matrix)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"a confusion matrix must be square, got shape {counts.shape}")
     k = counts.shape[0]
