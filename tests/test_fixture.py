@@ -110,3 +110,34 @@ def test_fixture_disagreeing_with_xpnn_fails(monkeypatch):
     monkeypatch.setattr(xpnn, "namespace", lambda backend, device: (np, "cpu"))
     with pytest.raises(AssertionError):
         conftest._probe(case)
+
+
+def test_unexpected_skips_fail_the_run(tmp_path):
+    """With XPNN_TEST_EXPECTED_SKIPS set (as in CI), a skip for any other reason fails."""
+    (tmp_path / "test_skips.py").write_text(
+        "import pytest\n\n"
+        "def test_expected():\n    pytest.skip('gpu-case: no device here')\n\n"
+        "def test_unexpected():\n    pytest.skip('a data file is missing')\n"
+    )
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("XPNN_TEST_")}
+    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")])
+
+    def run(expected: str | None) -> subprocess.CompletedProcess:
+        env = dict(environ)
+        if expected is not None:
+            env["XPNN_TEST_EXPECTED_SKIPS"] = expected
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "conftest", "-p", "no:cacheprovider", "-q"],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+            timeout=300,
+        )
+
+    assert run(None).returncode == 0  # a developer's run: skips are only reported
+    strict = run("gpu-case:")
+    assert strict.returncode == 1, strict.stdout
+    assert "test_unexpected: a data file is missing" in strict.stdout
+    assert "test_expected" not in strict.stdout.split("unexpected skips")[-1]
+    assert run("gpu-case:,a data file").returncode == 0
