@@ -31,7 +31,7 @@ from ._backend.devices import device_scope
 from ._backend.moving import check_array_type, host_view, move
 from ._backend.products import matmul_for
 from ._backend.table import BackendFacts, facts
-from ._compiled import fast_forward
+from ._compiled import FastForward, fast_forward
 from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
 from .backends import backend_name, dtype_name, namespace, resolve_dtype
 
@@ -219,7 +219,9 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         self._matmul = matmul_for(self.xp)
         # A forward pass of its own on JAX (compiled once per input shape) and
         # NumPy (sigmoid layers as tanh folded into the weights), else None.
-        self._fast = fast_forward(self.xp, self._hidden_fn, self._layers, self._matmul)
+        self._fast: FastForward | None = fast_forward(
+            self.xp, self._hidden_fn, self._layers, self._matmul
+        )
         self._array_type = type(self._layers[0][1])
         self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
         # Only compare devices where a namespace has more than one.
