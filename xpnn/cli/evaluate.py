@@ -299,7 +299,7 @@ def _evaluate_on_cluster(args: argparse.Namespace, started: float) -> dict[str, 
         x, t = distributed.mnist_dask(
             data_dir=optional_path(args.data_dir), rows_per_chunk=args.batch_size
         )
-        predictions = distributed.classify(network, x)
+        predictions = distributed.classify(network, x, classes=MNIST_CLASSES)
         forward_started = time.perf_counter()
         matrix = distributed.confusion(predictions, t).compute()
         forward = time.perf_counter() - forward_started
