@@ -53,7 +53,6 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run from a checkout; children inherit it through PYTHONPATH
 
 LAYERS = ((784, 50), (50, 100), (100, 10))
 N_IMAGES = 10_000

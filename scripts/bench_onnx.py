@@ -36,7 +36,6 @@ import time
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 CASES = ("hand-float32", "exported-float32", "exported-uint8")
 RATIOS = (
