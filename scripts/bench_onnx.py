@@ -28,14 +28,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from typing import Any
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CASES = ("hand-float32", "exported-float32", "exported-uint8")
 RATIOS = (
