@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from ._backend.devices import device_scope
 from ._files import atomic_write, read_at_most
-from .backends import namespace
+from .backends import backend_name, namespace
 from .download import RemoteFile, data_home, ensure_files, read_verified
 from .errors import DataError
 from .idx import DEFAULT_MAX_BYTES, parse_idx
@@ -311,10 +312,11 @@ def load_mnist_split(
     host = _host_split(split, ("images", "labels"), data_dir, download)
     images = host["images"]
     images = images.reshape(images.shape[0], -1) if flatten else images[:, np.newaxis]
-    x = xp.asarray(images, device=dev)
-    if normalize:
-        x = xp.astype(x, xp.float32) / 255
-    return x, _labels_to_backend(host["labels"], one_hot_label, xp, dev)
+    with device_scope(backend_name(backend), dev):  # CuPy: created and cast on dev
+        x = xp.asarray(images, device=dev)
+        if normalize:
+            x = xp.astype(x, xp.float32) / 255
+        return x, _labels_to_backend(host["labels"], one_hot_label, xp, dev)
 
 
 def load_mnist_labels(
@@ -332,7 +334,8 @@ def load_mnist_labels(
     """
     xp, dev = namespace(backend, device)
     labels = _host_split(split, ("labels",), data_dir, download)["labels"]
-    return _labels_to_backend(labels, one_hot_label, xp, dev)
+    with device_scope(backend_name(backend), dev):
+        return _labels_to_backend(labels, one_hot_label, xp, dev)
 
 
 def load_mnist(
@@ -351,7 +354,17 @@ def load_mnist(
     :func:`load_mnist_split` for the test set alone. Parameters are those of
     :func:`load_mnist_split`.
     """
-    options = {"data_dir": data_dir, "backend": backend, "device": device, "download": download}
-    train = load_mnist_split("train", normalize, flatten, one_hot_label, **options)
-    test = load_mnist_split("test", normalize, flatten, one_hot_label, **options)
+    train, test = (
+        load_mnist_split(
+            split,
+            normalize,
+            flatten,
+            one_hot_label,
+            data_dir=data_dir,
+            backend=backend,
+            device=device,
+            download=download,
+        )
+        for split in ("train", "test")
+    )
     return train, test
