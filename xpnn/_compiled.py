@@ -4,12 +4,12 @@ Two namespaces get a forward pass of their own; every other one runs the
 network's plain layer loop.
 
 - JAX: :class:`JitForward`. Eager JAX dispatches every operation on its own;
-  traced once with :func:`jax.jit`, the whole pass (input cast, affine layers,
-  activations, argmax) becomes one compiled program per input shape and dtype.
+  traced once with :func:`jax.jit`, the whole pass (affine layers, activations,
+  argmax) becomes one compiled program per input shape.
   :meth:`JitForward.classify` gives every pass the same number of rows (the
   last, shorter batch is padded with zero rows whose labels are dropped), so it
   never compiles again for another batch.
-- NumPy with sigmoid hidden layers: :class:`TanhForward`. NumPy runs each
+- NumPy with sigmoid hidden layers in float32 or float64: :class:`TanhForward`. NumPy runs each
   elementwise operation as a pass over memory, and a sigmoid takes four. Since
   ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the halving and the affine map
   ``(1 + t) / 2`` fold into the weights (once, in float64), and every hidden
@@ -25,9 +25,8 @@ A :class:`~xpnn.Network` needs four lines::
     if self._fast is not None:                                   # in classify
         return self._fast.classify(x, batch_size, prepare)
 
-where ``prepare`` checks an input and moves it to the network's device, but
-leaves its dtype: the fast pass casts it (inside the compiled program on JAX,
-so that uint8 pixels are converted there).
+where ``prepare`` checks an input, moves it to the network's device and casts
+it to the network's dtype (before the compiled program on JAX).
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--device",
         default=None,
         metavar="DEVICE",
-        help="cpu, cuda or cuda:N; array_api_strict also device1, device2 "
+        help="cpu, cuda or cuda:N; jax also cpu:N; array_api_strict also device1, device2 "
         "(default: the backend's default device: cpu, or cuda:0 for cupy)",
     )
     parser.add_argument(
