@@ -87,6 +87,11 @@ def _sigmoid_direct_quiet(x: Any, xp: ModuleType) -> Any:
         return 1 / (1 + xp.exp(-x))
 
 
+def _sigmoid_native(x: Any, xp: ModuleType) -> Any:
+    # The namespace's own sigmoid (torch): one kernel, the book formula's values.
+    return xp.sigmoid(x)
+
+
 def _sigmoid_stable(x: Any, xp: ModuleType) -> Any:
     # exp(-|x|) never overflows; pick 1 / (1 + e) or e / (1 + e) by the sign.
     e = xp.exp(-xp.abs(x))
@@ -98,8 +103,9 @@ def sigmoid_kernel_for(xp: ModuleType) -> Callable[[Any, ModuleType], Any]:
     """Pick the sigmoid formula for a namespace (once per network, not per call).
 
     The backend table's ``overflow`` fact decides. The book's 4-operation
-    formula ``1 / (1 + exp(-x))`` is used where overflow is silent (torch,
-    jax, cupy, ndonnx) or can be silenced for the call (numpy,
+    formula ``1 / (1 + exp(-x))`` is used where overflow is silent (jax,
+    cupy, ndonnx; torch's own ``sigmoid``, which gives the same values in one
+    kernel, where the table's ``native_sigmoid`` says so) or can be silenced for the call (numpy,
     array_api_strict); lazy or unknown namespaces (dask, others), where a
     warning would surface later, outside any guard, get the 8-operation
     ``exp(-|x|)`` form, which never overflows. What each gives in the far
@@ -114,7 +120,7 @@ def sigmoid_kernel_for(xp: ModuleType) -> Callable[[Any, ModuleType], Any]:
     row = facts_of_namespace(xp)
     overflow = "warns-lazily" if row is None else row.overflow
     if overflow == "silent":
-        return _sigmoid_direct
+        return _sigmoid_native if row is not None and row.native_sigmoid else _sigmoid_direct
     if overflow == "warns":
         return _sigmoid_direct_quiet
     return _sigmoid_stable

@@ -72,6 +72,10 @@ class BackendFacts:
     flushes_subnormals : bool
         Whether float32/float64 results below the smallest normal number
         become 0 (XLA on CPU flushes them; float16 is not flushed).
+    native_sigmoid : bool
+        Whether the namespace's own ``sigmoid`` gives the book formula's
+        values (the same 0 below the overflow point) in one kernel instead of
+        four passes (torch on the CPU: measured equal in float32 and float64).
     rounding_depends_on_position : bool
         Whether equal inputs can give results one unit in the last place
         apart depending on where they sit in the array (onnxruntime's float64
@@ -100,6 +104,7 @@ class BackendFacts:
     lazy: bool
     overflow: Overflow
     flushes_subnormals: bool
+    native_sigmoid: bool
     rounding_depends_on_position: bool
     eager_at_scale: bool
     dlpack_from: tuple[str, ...]
@@ -124,6 +129,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="warns",
         flushes_subnormals=False,
+        native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
         dlpack_from=("numpy", "torch", "jax", "array_api_strict"),
@@ -147,6 +153,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="silent",
         flushes_subnormals=False,
+        native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
         dlpack_from=("cupy", "torch", "jax"),
@@ -169,6 +176,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="silent",
         flushes_subnormals=False,
+        native_sigmoid=True,
         rounding_depends_on_position=False,
         eager_at_scale=True,
         dlpack_from=("numpy", "cupy", "torch", "jax", "array_api_strict"),
@@ -191,6 +199,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="silent",
         flushes_subnormals=True,
+        native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
         dlpack_from=("numpy", "cupy", "torch", "jax", "array_api_strict"),
@@ -213,6 +222,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=True,
         overflow="warns-lazily",
         flushes_subnormals=False,
+        native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
         dlpack_from=(),
@@ -235,6 +245,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="warns",
         flushes_subnormals=False,
+        native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
         dlpack_from=("numpy", "torch", "jax", "array_api_strict"),
@@ -257,6 +268,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=True,
         overflow="silent",
         flushes_subnormals=False,
+        native_sigmoid=False,
         rounding_depends_on_position=True,
         eager_at_scale=False,
         dlpack_from=(),
