@@ -220,6 +220,31 @@ def _remove_empty(directories: list[Path]) -> None:
             directory.rmdir()
 
 
+def add_figure_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options every figure command shares: ``--backend``, ``--device``, ``--dpi``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_figure_options(parser)
+    >>> args = parser.parse_args(["--backend", "torch"])
+    >>> args.backend, args.device, args.dpi
+    ('torch', None, 80)
+    """
+    parser.add_argument(
+        "--backend",
+        default=None,
+        metavar="NAME",
+        help="backend to compute with (default: $XPNN_BACKEND, else numpy)",
+    )
+    parser.add_argument(
+        "--device", default=None, metavar="DEVICE", help="device (default: the backend's)"
+    )
+    parser.add_argument(
+        "--dpi", type=int, default=80, help="resolution of a raster image (default: 80)"
+    )
+
+
 def check_output_file(path: str, option: str) -> Path:
     """Check, before any work, that a file can be written at ``path``.
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import atomic_output, check_output_file, image_format
+from ._common import add_figure_options, atomic_output, check_output_file, image_format
 
 __all__ = ["configure", "run"]
 
@@ -32,18 +32,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="image to write; its suffix picks the format (default: activations.png)",
     )
-    parser.add_argument(
-        "--backend",
-        default=None,
-        metavar="NAME",
-        help="backend to compute with (default: $XPNN_BACKEND, else numpy)",
-    )
-    parser.add_argument(
-        "--device", default=None, metavar="DEVICE", help="device (default: the backend's)"
-    )
-    parser.add_argument(
-        "--dpi", type=int, default=80, help="resolution of a raster image (default: 80)"
-    )
+    add_figure_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import argparse
 
 from ._common import (
     CommandError,
+    add_figure_options,
     atomic_output,
     check_output_file,
     image_format,
@@ -55,18 +56,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="data directory (default: $XPNN_DATA_DIR, else the user cache directory, "
         "~/.cache/xpnn on Linux)",
     )
-    parser.add_argument(
-        "--backend",
-        default=None,
-        metavar="NAME",
-        help="backend to compute with (default: $XPNN_BACKEND, else numpy)",
-    )
-    parser.add_argument(
-        "--device", default=None, metavar="DEVICE", help="device (default: the backend's)"
-    )
-    parser.add_argument(
-        "--dpi", type=int, default=80, help="resolution of a raster image (default: 80)"
-    )
+    add_figure_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
