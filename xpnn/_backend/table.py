@@ -22,6 +22,7 @@ import array_api_compat
 __all__ = ["BACKENDS", "TABLE", "BackendFacts", "facts", "facts_of_array", "facts_of_namespace"]
 
 Overflow = Literal["silent", "warns", "warns-lazily"]
+FastForwardKind = Literal["jit", "tanh-fold", ""]
 
 
 def _module_is(prefix: str) -> Callable[[Any], bool]:
@@ -72,6 +73,12 @@ class BackendFacts:
     flushes_subnormals : bool
         Whether float32/float64 results below the smallest normal number
         become 0 (XLA on CPU flushes them; float16 is not flushed).
+    fast_forward : {"jit", "tanh-fold", ""}
+        The network forward pass of its own that :mod:`xpnn._compiled` builds:
+        ``"jit"`` where the library compiles a whole pass (``jax.jit``),
+        ``"tanh-fold"`` where each elementwise operation is its own pass over
+        memory (NumPy) and folding sigmoid layers into ``tanh`` saves three of
+        four, ``""`` for the plain layer loop.
     native_sigmoid : bool
         Whether the namespace's own ``sigmoid`` gives the book formula's
         values (the same 0 below the overflow point) in one kernel instead of
@@ -104,6 +111,7 @@ class BackendFacts:
     lazy: bool
     overflow: Overflow
     flushes_subnormals: bool
+    fast_forward: FastForwardKind
     native_sigmoid: bool
     rounding_depends_on_position: bool
     eager_at_scale: bool
@@ -129,6 +137,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="warns",
         flushes_subnormals=False,
+        fast_forward="tanh-fold",
         native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
@@ -153,6 +162,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="silent",
         flushes_subnormals=False,
+        fast_forward="",
         native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
@@ -176,6 +186,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="silent",
         flushes_subnormals=False,
+        fast_forward="",
         native_sigmoid=True,
         rounding_depends_on_position=False,
         eager_at_scale=True,
@@ -199,6 +210,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="silent",
         flushes_subnormals=True,
+        fast_forward="jit",
         native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
@@ -222,6 +234,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=True,
         overflow="warns-lazily",
         flushes_subnormals=False,
+        fast_forward="",
         native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
@@ -245,6 +258,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=False,
         overflow="warns",
         flushes_subnormals=False,
+        fast_forward="",
         native_sigmoid=False,
         rounding_depends_on_position=False,
         eager_at_scale=True,
@@ -268,6 +282,7 @@ TABLE: tuple[BackendFacts, ...] = (
         lazy=True,
         overflow="silent",
         flushes_subnormals=False,
+        fast_forward="",
         native_sigmoid=False,
         rounding_depends_on_position=True,
         eager_at_scale=False,
