@@ -6,7 +6,14 @@ Every error that xpnn raises on purpose is one of these, so that callers (and
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "DataError", "OnnxError", "WeightsError", "XpnnError"]
+__all__ = [
+    "BackendError",
+    "DataError",
+    "OnnxError",
+    "WeightsError",
+    "XpnnError",
+    "first_line",
+]
 
 
 class XpnnError(Exception):
@@ -41,3 +48,19 @@ class OnnxError(XpnnError, ValueError):
     Raised for a network without a graph form, a model file that cannot be
     written or read, and a model whose input or output does not fit.
     """
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (its type's name if the message is empty).
+
+    For one-line error messages that quote another library's exception.
+
+    Examples
+    --------
+    >>> first_line(ValueError("bad model\\ndetails follow"))
+    'bad model'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
+    text = str(err).strip() or type(err).__name__
+    return text.splitlines()[0]

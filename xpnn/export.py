@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from .activations import softmax
 from .backends import namespace
-from .errors import BackendError, OnnxError
+from .errors import BackendError, OnnxError, first_line
 from .network import Network
 
 if TYPE_CHECKING:
@@ -67,11 +67,6 @@ def _import_onnx() -> Any:
             f"exporting to ONNX needs onnx ({err}); install it with: {_INSTALL}"
         ) from None
     return onnx
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
 
 
 def _trace(net: Network, input_dtype: str, output: str, batch: int | None) -> Any:
@@ -355,7 +350,7 @@ def export_model(
         onnx_lib.checker.check_model(model, full_check=True)
     except Exception as err:  # onnx.checker.ValidationError, shape inference errors
         raise OnnxError(
-            f"the traced ONNX model of {net!r} does not pass onnx.checker: {_first_line(err)}"
+            f"the traced ONNX model of {net!r} does not pass onnx.checker: {first_line(err)}"
         ) from err
     return model
 

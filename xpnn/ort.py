@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .backends import to_numpy
-from .errors import BackendError, OnnxError
+from .errors import BackendError, OnnxError, first_line
 
 if TYPE_CHECKING:
     from .network import Network
@@ -47,11 +47,6 @@ def _import_onnxruntime() -> Any:
             f"backend 'onnxruntime' is not installed ({err}); install it with: {_INSTALL}"
         ) from None
     return onnxruntime
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
 
 
 def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
@@ -138,7 +133,7 @@ class OnnxRunner:
             self.session = ort.InferenceSession(source, options, providers=providers)
         except Exception as err:
             raise OnnxError(
-                f"onnxruntime cannot load {self.name} on {self.device}: {_first_line(err)}"
+                f"onnxruntime cannot load {self.name} on {self.device}: {first_line(err)}"
             ) from None
         if self.device != "cpu" and self.session.get_providers()[0] != _CUDA:
             raise BackendError(
@@ -269,7 +264,7 @@ class OnnxRunner:
         try:
             (out,) = self.session.run([self.output_name], {self.input_name: feed})
         except Exception as err:
-            raise OnnxError(f"onnxruntime failed to run {self.name}: {_first_line(err)}") from None
+            raise OnnxError(f"onnxruntime failed to run {self.name}: {first_line(err)}") from None
         result: np.ndarray = out[0] if single else out
         return result
 
