@@ -170,8 +170,8 @@ def test_bad_parameters(params, error, match):
 
 def test_bad_options():
     params = {"W1": np.ones((1, 1)), "b1": np.ones(1)}
-    with pytest.raises(ValueError, match="hidden activation 'tanh'"):
-        xpnn.Network(params, hidden="tanh")
+    with pytest.raises(ValueError, match="hidden activation 'gelu'"):
+        xpnn.Network(params, hidden="gelu")
     with pytest.raises(ValueError, match="output function"):
         xpnn.Network(params, output="sigmoid")
     with pytest.raises(ValueError, match="input_scale"):

@@ -316,7 +316,7 @@ def test_recorded_settings_can_be_overridden(tmp_path):
         ("input_scale", "nan", "malformed recorded setting"),
         ("layer_sizes", "2,3", "records 2-3"),
         ("layer_sizes", "two", "malformed recorded setting"),
-        ("hidden", "tanh", "unknown hidden activation"),
+        ("hidden", "gelu", "unknown hidden activation"),
     ],
 )
 def test_bad_recorded_settings(tmp_path, key, value, match):

@@ -74,7 +74,9 @@ class FastForward:
         """Return the argmax of :meth:`forward` along the last axis."""
         return self.xp.argmax(self.forward(x), axis=-1)
 
-    def classify(self, x: Any, batch_size: int | None, prepare: Prepare) -> Any:
+    def classify(
+        self, x: Any, batch_size: int | None, prepare: Prepare, progress: Any = None
+    ) -> Any:
         """Return the labels of the rows of ``x``, ``batch_size`` rows per pass.
 
         Parameters
@@ -87,14 +89,9 @@ class FastForward:
         prepare : callable
             The network's input check.
         """
-        n = x.shape[0]
-        if batch_size is None or batch_size >= n:
-            return self.labels(prepare(x))
-        parts = [
-            self.labels(prepare(x[start : min(start + batch_size, n), ...]))
-            for start in range(0, n, batch_size)
-        ]
-        return self.xp.concat(parts)
+        from .network import batched
+
+        return batched(lambda b: self.labels(prepare(b)), x, batch_size, self.xp, progress)
 
 
 class JitForward(FastForward):
@@ -157,30 +154,33 @@ class JitForward(FastForward):
     def labels(self, x: Any) -> Any:
         return self._labels(self._layers, x)
 
-    def classify(self, x: Any, batch_size: int | None, prepare: Prepare) -> Any:
+    def classify(
+        self, x: Any, batch_size: int | None, prepare: Prepare, progress: Any = None
+    ) -> Any:
         """Return the labels of the rows of ``x``; every pass has ``batch_size`` rows.
 
         The last, shorter batch is padded with zero rows to ``batch_size``, and
         the labels of the padding are dropped, so that one compiled program
         serves every batch.
         """
+        from .network import batched
+
         xp, n = self.xp, x.shape[0]
-        if batch_size is None or batch_size >= n:
-            return self.labels(prepare(x))
-        parts = []
-        for start in range(0, n, batch_size):
-            batch = prepare(x[start : min(start + batch_size, n), ...])
+        size = n if batch_size is None else min(batch_size, n)
+
+        def padded(block: Any) -> Any:
+            batch = prepare(block)
             rows = batch.shape[0]
-            if rows < batch_size:
-                pad = xp.zeros(
-                    (batch_size - rows, *batch.shape[1:]),
-                    dtype=batch.dtype,
-                    device=array_api_compat.device(batch),
-                )
-                parts.append(self.labels(xp.concat([batch, pad]))[:rows])
-            else:
-                parts.append(self.labels(batch))
-        return xp.concat(parts)
+            if rows == size:
+                return self.labels(batch)
+            pad = xp.zeros(
+                (size - rows, *batch.shape[1:]),
+                dtype=batch.dtype,
+                device=array_api_compat.device(batch),
+            )
+            return self.labels(xp.concat([batch, pad]))[:rows]
+
+        return batched(padded, x, batch_size, xp, progress)
 
 
 class TanhForward(FastForward):

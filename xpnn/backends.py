@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import Any
 
-from ._backend.devices import resolve_device
+from ._backend.devices import array_device_scope, resolve_device
 from ._backend.dtypes import FLOAT_DTYPES, dtype_name, resolve_dtype
 from ._backend.moving import to_numpy
-from ._backend.table import BACKENDS, facts, facts_of_namespace
+from ._backend.table import BACKENDS, facts, facts_of_array, facts_of_namespace
 from .errors import BackendError
 
 __all__ = [
@@ -27,8 +28,10 @@ __all__ = [
     "FLOAT_DTYPES",
     "backend_name",
     "backend_of",
+    "device_scope",
     "dtype_name",
     "namespace",
+    "parse_device",
     "resolve_dtype",
     "to_numpy",
 ]
@@ -137,14 +140,53 @@ was asked for; use backend 'cupy' or 'torch' for CUDA
     return xp, resolve_device(name, device)
 
 
-def backend_of(xp: ModuleType) -> str:
-    """Return the backend name of a namespace (its module name if xpnn does not know it).
+def backend_of(x: Any) -> str:
+    """Return the backend name of an array or namespace.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is neither an array nor a namespace of a known backend.
 
     Examples
     --------
     >>> import array_api_strict
-    >>> backend_of(array_api_strict)
+    >>> backend_of(array_api_strict.asarray([1.0]))
     'array_api_strict'
     """
-    row = facts_of_namespace(xp)
-    return xp.__name__ if row is None else row.name
+    row = facts_of_namespace(x) if isinstance(x, ModuleType) else facts_of_array(x)
+    if row is None:
+        raise TypeError(
+            f"expected an array of one of {', '.join(BACKENDS)}, got {type(x).__name__}"
+        )
+    return row.name
+
+
+def device_scope(x: Any) -> AbstractContextManager[Any]:
+    """The context in which computation for array ``x``'s device must run.
+
+    CuPy computes on its current device, so this is ``x.device`` there; a
+    no-op for every other backend.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with device_scope(np.zeros(2)):
+    ...     pass
+    """
+    return array_device_scope(x)
+
+
+def parse_device(text: str) -> tuple[str, int | None]:
+    """Split a device name into its kind and index: the one device-string parser.
+
+    Examples
+    --------
+    >>> parse_device(" CUDA:1 "), parse_device("gpu"), parse_device("device1")
+    (('cuda', 1), ('cuda', None), ('device1', None))
+    """
+    kind, sep, index = text.strip().lower().partition(":")
+    kind = "cuda" if kind == "gpu" else kind
+    if sep and index.isdigit():
+        return kind, int(index)
+    return (text.strip().lower(), None) if sep else (kind, None)

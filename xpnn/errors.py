@@ -6,13 +6,18 @@ Every error that xpnn raises on purpose is one of these, so that callers (and
 
 from __future__ import annotations
 
+import numbers
+from collections.abc import Sequence
+
 __all__ = [
     "BackendError",
     "DataError",
     "OnnxError",
     "WeightsError",
     "XpnnError",
+    "check_choice",
     "first_line",
+    "positive_int",
 ]
 
 
@@ -64,3 +69,38 @@ def first_line(err: BaseException) -> str:
     """
     text = str(err).strip() or type(err).__name__
     return text.splitlines()[0]
+
+
+def check_choice(value: object, options: Sequence[str], what: str) -> str:
+    """Return ``value`` if it is one of ``options``, else raise a one-line ``ValueError``.
+
+    Examples
+    --------
+    >>> check_choice("relu", ("sigmoid", "relu"), "activation")
+    'relu'
+    >>> check_choice("gelu", ("sigmoid", "relu"), "activation")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown activation 'gelu'; choose one of: sigmoid, relu
+    """
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(options)}")
+    return value
+
+
+def positive_int(value: object, what: str) -> int:
+    """Return ``value`` as an ``int`` if it is an integer of at least 1 (not a bool).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> positive_int(np.int64(4), "batch_size")
+    4
+    >>> positive_int(0, "batch_size")
+    Traceback (most recent call last):
+    ...
+    ValueError: batch_size must be a positive integer, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)

@@ -266,7 +266,7 @@ def _metadata(net: Network, input_dtype: str, output: str, batch: int | None) ->
     return {
         "xpnn.version": __version__,
         "xpnn.layer_sizes": ",".join(str(n) for n in net.layer_sizes),
-        "xpnn.hidden": net.hidden,
+        "xpnn.hidden": net.hidden if isinstance(net.hidden, str) else ",".join(net.hidden),
         "xpnn.output_function": net.output,
         "xpnn.dtype": net.dtype_name,
         "xpnn.input_scale": repr(net.input_scale),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numbers
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import Any
@@ -35,7 +35,7 @@ from ._compiled import FastForward, fast_forward
 from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
 from .backends import backend_name, dtype_name, namespace, resolve_dtype
 
-__all__ = ["Network", "classify", "forward", "init_network", "predict"]
+__all__ = ["Network", "batched", "classify", "forward", "init_network", "predict"]
 
 
 def _identity_kernel(x: Any, xp: ModuleType) -> Any:
@@ -46,6 +46,8 @@ def _identity_kernel(x: Any, xp: ModuleType) -> Any:
 _HIDDEN: dict[str, Callable[[ModuleType], Callable[[Any, ModuleType], Any]]] = {
     "sigmoid": sigmoid_kernel_for,
     "relu": lambda xp: relu_kernel,
+    "tanh": lambda xp: lambda x, xp: xp.tanh(x),
+    "identity": lambda xp: _identity_kernel,
 }
 _OUTPUT: dict[str, Callable[[Any, ModuleType], Any]] = {
     "identity": _identity_kernel,
@@ -114,6 +116,44 @@ def _positive_integer(value: Any, what: str) -> int:
     return int(value)
 
 
+def batched(
+    fn: Callable[[Any], Any],
+    x: Any,
+    batch_size: int | None,
+    xp: ModuleType,
+    progress: Callable[[int], None] | None = None,
+) -> Any:
+    """Apply ``fn`` to consecutive blocks of ``batch_size`` rows of ``x``; concatenate.
+
+    The one batching loop of xpnn. ``batch_size=None`` is one block of all
+    rows; ``progress(rows)`` is called after each block.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> batched(lambda b: b * 2, xp.asarray([1, 2, 3]), 2, xp)
+    Array([2, 4, 6], dtype=array_api_strict.int64)
+    >>> batched(lambda b: b, xp.asarray([1, 2, 3]), None, xp)
+    Array([1, 2, 3], dtype=array_api_strict.int64)
+    """
+    n = x.shape[0]
+    if batch_size is None or not isinstance(n, int):  # one block; symbolic row counts too
+        out = fn(x)
+        if progress is not None and isinstance(n, int):
+            progress(n)
+        return out
+    size = min(batch_size, n)
+    parts = []
+    for start in range(0, n, max(size, 1)):
+        block = x[start : min(start + size, n), ...] if size < n else x
+        parts.append(fn(block))
+        if progress is not None:
+            progress(block.shape[0])
+    if len(parts) == 1:
+        return parts[0]
+    return xp.concat(parts) if parts else fn(x)
+
+
 def _default_dtype(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
     dtypes = {arr.dtype for pair in layers for arr in pair}
     if len(dtypes) == 1:
@@ -163,7 +203,6 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     dtype_name: str
     dtype: Any
     input_scale: float
-    hidden: str
     output: str
     _host: list[tuple[np.ndarray, np.ndarray]]
     _layers: tuple[tuple[Any, Any], ...]
@@ -182,14 +221,16 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         self,
         params: Mapping[str, Any],
         *,
-        hidden: str = "sigmoid",
+        hidden: str | Sequence[str] = "sigmoid",
         output: str = "identity",
         backend: str | None = None,
         device: Any = None,
         dtype: str | None = None,
         input_scale: float = 1.0,
     ) -> None:
-        self.hidden = _choice(hidden, _HIDDEN, "hidden activation")
+        names = (hidden,) if isinstance(hidden, str) else tuple(hidden)
+        for name in names:
+            _choice(name, _HIDDEN, "hidden activation")
         self.output = _choice(output, _OUTPUT, "output function")
         if (
             isinstance(input_scale, bool)
@@ -199,6 +240,13 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
             raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
         self.input_scale = float(input_scale)
         host = _layer_arrays(params)
+        if len(names) != 1 and len(names) != len(host) - 1:
+            raise ValueError(
+                f"hidden names {len(names)} activations for {len(host) - 1} hidden layers"
+            )
+        uniform = len(set(names)) <= 1
+        self.hidden: str | tuple[str, ...] = names[0] if uniform and names else names
+        self._hidden_names = names * (len(host) - 1) if len(names) == 1 else names
         self.xp, self.device = namespace(backend, device)
         self.backend = backend_name(backend)
         self._facts = facts(self.backend)
@@ -214,13 +262,18 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
                 layers.append((self._place(w), self._place(b)))
         self._layers = tuple(layers)
         self._hidden_layers, self._last_layer = self._layers[:-1], self._layers[-1]
-        self._hidden_fn = _HIDDEN[self.hidden](self.xp)
+        self._hidden_fns: tuple[Callable[[Any, ModuleType], Any], ...] = tuple(
+            _HIDDEN[name](self.xp) for name in self._hidden_names
+        )
+        self._hidden_fn = self._hidden_fns[0] if self._hidden_fns else _identity_kernel
         self._output_fn = _OUTPUT[self.output]
         self._matmul = matmul_for(self.xp)
         # A forward pass of its own on JAX (compiled once per input shape) and
         # NumPy (sigmoid layers as tanh folded into the weights), else None.
-        self._fast: FastForward | None = fast_forward(
-            self.xp, self._hidden_fn, self._layers, self._matmul
+        self._fast: FastForward | None = (
+            fast_forward(self.xp, self._hidden_fn, self._layers, self._matmul)
+            if len(set(self._hidden_names)) <= 1
+            else None
         )
         self._array_type = type(self._layers[0][1])
         self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
@@ -362,8 +415,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     def _forward(self, x: Any) -> Any:
         if self._fast is not None:
             return self._fast.forward(x)
-        xp, act, matmul = self.xp, self._hidden_fn, self._matmul
-        for w, b in self._hidden_layers:
+        xp, matmul = self.xp, self._matmul
+        for (w, b), act in zip(self._hidden_layers, self._hidden_fns, strict=True):
             x = act(matmul(x, w) + b, xp)
         w, b = self._last_layer
         return matmul(x, w) + b
@@ -403,7 +456,13 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         with self._scope:
             return self._output_fn(self._forward(self._prepare(x)), self.xp)
 
-    def classify(self, x: Any, batch_size: int | None = None) -> Any:
+    def classify(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> Any:
         """Return the predicted class of each row of ``x`` (argmax of the logits).
 
         Parameters
@@ -415,6 +474,8 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         batch_size : int or None
             Rows per forward pass; ``None`` is one pass over all rows. It has
             no effect on one sample.
+        progress : callable or None
+            Called with the number of rows after each batch.
 
         Returns
         -------
@@ -434,21 +495,17 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
             batch_size = _positive_integer(batch_size, "batch_size")
         if not hasattr(x, "shape") or getattr(x, "ndim", 2) != 2:
             x = self._prepare(x)  # lists, and one sample (d,): one pass
-        n = x.shape[0] if x.ndim == 2 else None
         xp = self.xp
         with self._scope:
-            if self._fast is not None and n is not None:  # one compiled shape for every batch
-                return self._fast.classify(x, batch_size, self._prepare)
-            if batch_size is None or n is None or batch_size >= n:
-                return xp.argmax(self._forward(self._prepare(x)), axis=-1)
-            parts = [
-                xp.argmax(
-                    self._forward(self._prepare(x[start : min(start + batch_size, n), ...])),
-                    axis=-1,
-                )
-                for start in range(0, n, batch_size)
-            ]
-            return xp.concat(parts)
+            if x.ndim != 2:
+                return xp.argmax(self._forward(x), axis=-1)
+            if self._fast is not None:  # one compiled shape for every batch
+                return self._fast.classify(x, batch_size, self._prepare, progress)
+
+            def labels(block: Any) -> Any:
+                return xp.argmax(self._forward(self._prepare(block)), axis=-1)
+
+            return batched(labels, x, batch_size, xp, progress)
 
 
 def init_network(backend: str | None = None, device: Any = None, dtype: str = "float32") -> Network:

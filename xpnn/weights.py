@@ -338,7 +338,7 @@ def network_settings(network: Network) -> dict[str, str]:
     '0.5'
     """
     return {
-        "hidden": network.hidden,
+        "hidden": network.hidden if isinstance(network.hidden, str) else ",".join(network.hidden),
         "output": network.output,
         "input_scale": repr(network.input_scale),  # repr round-trips a float exactly
         "dtype": network.dtype_name,
