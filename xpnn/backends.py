@@ -1,152 +1,137 @@
-"""Backend and device selection, and conversion back to NumPy: xpnn's public backend API.
+"""Backends: names, namespaces, devices and dtypes. Everything xpnn knows about array libraries.
 
-The facts about each library live in one table (:mod:`xpnn._backend.table`);
-devices, dtypes and moving arrays each have their module in
-:mod:`xpnn._backend`. This module names them to users: :func:`namespace`,
-:func:`to_numpy` and :data:`BACKENDS`.
+A backend is an array library that xpnn computes with through its array-API
+namespace. What a library states about itself is asked of it: its devices,
+default device and default dtypes, and the dtypes each device supports come
+from the namespace's ``__array_namespace_info__()``; whether an array or a
+namespace belongs to it from array-api-compat's ``is_*`` predicates. The
+table below holds only what no library states: the import name, the install
+hint, and whether the library computes on the CPU only. Backends are imported
+on first use: ``import xpnn`` imports none of them.
 
-Backends are imported lazily: ``import xpnn`` imports neither torch, jax,
-dask, cupy nor ndonnx, and not even ``array_api_compat.numpy``.
+Examples
+--------
+>>> xp, device = namespace("array_api_strict", "device1")
+>>> device
+array_api_strict.Device('device1')
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib
+import operator
 import os
+import re
+import warnings
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from ._backend.devices import array_device_scope, resolve_device
-from ._backend.dtypes import FLOAT_DTYPES, dtype_name, resolve_dtype
-from ._backend.moving import to_numpy
-from ._backend.table import BACKENDS, facts, facts_of_array, facts_of_namespace
+import array_api_compat as compat
+
+from ._moving import to_numpy
 from .errors import BackendError
 
 __all__ = [
     "BACKENDS",
     "FLOAT_DTYPES",
+    "argmax",
     "backend_name",
     "backend_of",
+    "check_dtype",
     "device_scope",
-    "dtype_name",
+    "enable_float64",
+    "floating_dtypes",
+    "jit",
+    "matmul",
     "namespace",
     "parse_device",
-    "resolve_dtype",
     "to_numpy",
 ]
 
-_ENV_BACKEND = "XPNN_BACKEND"
+#: Floating dtypes xpnn computes in (float16, outside the standard, where a namespace has it).
+FLOAT_DTYPES = ("float16", "float32", "float64")
+
+
+@dataclass(frozen=True)
+class _Row:
+    name: str
+    library: str  # must import for the backend to exist
+    namespace: str  # the array-API namespace
+    install: str
+    cpu_only: bool
+    is_namespace: Callable[[Any], bool]
+    is_array: Callable[[Any], bool]
+
+
+def _module_is(prefix: str) -> Callable[[Any], bool]:
+    # array-api-compat has no predicate for ndonnx arrays: ask the type's module.
+    def check(obj: Any) -> bool:
+        module = obj.__name__ if isinstance(obj, ModuleType) else type(obj).__module__
+        return module.split(".")[0] == prefix
+
+    return check
+
+
+_TABLE = (
+    _Row("numpy", "numpy", "array_api_compat.numpy", "pip install numpy", True,
+         compat.is_numpy_namespace, compat.is_numpy_array),
+    _Row("cupy", "cupy", "array_api_compat.cupy",
+         "pip install 'xpnn[cuda12]' or 'xpnn[cuda13]', as nvidia-smi's 'CUDA Version' says", False,
+         compat.is_cupy_namespace, compat.is_cupy_array),
+    _Row("torch", "torch", "array_api_compat.torch", "pip install 'xpnn[torch]'", False,
+         compat.is_torch_namespace, compat.is_torch_array),
+    _Row("jax", "jax", "jax.numpy", "pip install 'xpnn[jax]' (jax[cuda12] for NVIDIA GPUs)", False,
+         compat.is_jax_namespace, compat.is_jax_array),
+    _Row("dask", "dask.array", "array_api_compat.dask.array", "pip install 'xpnn[dask]'", True,
+         compat.is_dask_namespace, compat.is_dask_array),
+    _Row("array_api_strict", "array_api_strict", "array_api_strict", "pip install 'xpnn[strict]'",
+         False, compat.is_array_api_strict_namespace, _module_is("array_api_strict")),
+    _Row("ndonnx", "ndonnx", "ndonnx", "pip install 'xpnn[onnx]'", True,
+         _module_is("ndonnx"), _module_is("ndonnx")),
+)  # fmt: skip
+
+#: Backend names accepted by :func:`namespace`.
+BACKENDS: tuple[str, ...] = tuple(row.name for row in _TABLE)
+_BY_NAME = {row.name: row for row in _TABLE}
 _ALIASES = {"strict": "array_api_strict", "onnx": "ndonnx"}
 
 
 def backend_name(backend: str | None = None) -> str:
-    """Return the canonical backend name for ``backend``.
-
-    Parameters
-    ----------
-    backend : str or None
-        A name from :data:`BACKENDS` (case-insensitive; ``strict`` and
-        ``array-api-strict`` also name ``array_api_strict``). ``None`` reads the
-        ``XPNN_BACKEND`` environment variable and falls back to ``"numpy"``.
-
-    Returns
-    -------
-    str
-        One of :data:`BACKENDS`.
-
-    Raises
-    ------
-    BackendError
-        If the name is not a known backend.
+    """Return the canonical name of ``backend``; ``None`` reads ``XPNN_BACKEND`` (else numpy).
 
     Examples
     --------
-    >>> backend_name("Torch")
-    'torch'
-    >>> backend_name("array-api-strict")
-    'array_api_strict'
+    >>> backend_name("Torch"), backend_name("array-api-strict")
+    ('torch', 'array_api_strict')
     """
     if backend is None:
-        backend = os.environ.get(_ENV_BACKEND) or "numpy"
+        backend = os.environ.get("XPNN_BACKEND") or "numpy"
     if not isinstance(backend, str):
-        raise BackendError(
-            f"backend must be a name (str), got {type(backend).__name__}; "
-            f"choose one of: {', '.join(BACKENDS)}"
-        )
+        raise BackendError(f"backend must be a name, got {type(backend).__name__}")
     name = backend.strip().lower().replace("-", "_")
     name = _ALIASES.get(name, name)
-    if name not in BACKENDS:
+    if name not in _BY_NAME:
         raise BackendError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
     return name
 
 
-def _import_backend(name: str) -> ModuleType:
-    row = facts(name)
-    try:
-        importlib.import_module(row.library)
-    except ImportError as err:
-        raise BackendError(
-            f"backend {name!r} is not installed ({err}); install it with: {row.install}"
-        ) from None
-    return importlib.import_module(row.namespace_module)
-
-
-def namespace(backend: str | None = None, device: Any = None) -> tuple[ModuleType, Any]:
-    """Return the array namespace and canonical device object for a backend.
-
-    Parameters
-    ----------
-    backend : str or None
-        One of :data:`BACKENDS`. ``None`` reads ``XPNN_BACKEND`` and falls back
-        to ``"numpy"``.
-    device : str, device object or None
-        A device name (``"cpu"``, ``"cuda"``, ``"cuda:N"``; ``"cpu:N"`` on
-        jax; ``"device1"``, ``"device2"`` on array_api_strict), or a native
-        device object of the backend (``torch.device``, a ``jax.Device``, a
-        ``cupy.cuda.Device``, an ``array_api_strict.Device``). ``None`` is
-        the CPU on every backend except cupy, whose default is ``cuda:0``.
-        Every accepted device is normalised to one object per device
-        (``torch.device("cuda")`` becomes ``torch.device("cuda", 0)``), so
-        devices compare equal exactly when they are the same.
-
-    Returns
-    -------
-    xp : module
-        The array-API namespace (``array_api_compat.numpy``, ``jax.numpy``, ...).
-    device : object
-        The device object to pass as ``device=`` when creating arrays.
-
-    Raises
-    ------
-    BackendError
-        Unknown backend, backend not installed, no CUDA device visible, or a
-        device the backend does not have (including objects that are not
-        devices of that backend). The message is one line.
-
-    Examples
-    --------
-    >>> xp, device = namespace("numpy")
-    >>> xp.__name__, device
-    ('array_api_compat.numpy', 'cpu')
-    >>> namespace("numpy", "cuda")
-    Traceback (most recent call last):
-    ...
-    xpnn.errors.BackendError: backend 'numpy' runs on the CPU only, but device 'cuda' \
-was asked for; use backend 'cupy' or 'torch' for CUDA
-    """
-    name = backend_name(backend)
-    xp = _import_backend(name)
-    return xp, resolve_device(name, device)
+def _row_of(x: Any) -> _Row | None:
+    test = "is_namespace" if isinstance(x, ModuleType) else "is_array"
+    return next((row for row in _TABLE if getattr(row, test)(x)), None)
 
 
 def backend_of(x: Any) -> str:
-    """Return the backend name of an array or namespace.
+    """Return the backend name of an array or a namespace.
 
     Raises
     ------
     TypeError
-        ``x`` is neither an array nor a namespace of a known backend.
+        ``x`` belongs to no backend xpnn knows.
 
     Examples
     --------
@@ -154,31 +139,14 @@ def backend_of(x: Any) -> str:
     >>> backend_of(array_api_strict.asarray([1.0]))
     'array_api_strict'
     """
-    row = facts_of_namespace(x) if isinstance(x, ModuleType) else facts_of_array(x)
+    row = _row_of(x)
     if row is None:
-        raise TypeError(
-            f"expected an array of one of {', '.join(BACKENDS)}, got {type(x).__name__}"
-        )
+        raise TypeError(f"expected an array of one of {', '.join(BACKENDS)}, got {type(x)}")
     return row.name
 
 
-def device_scope(x: Any) -> AbstractContextManager[Any]:
-    """The context in which computation for array ``x``'s device must run.
-
-    CuPy computes on its current device, so this is ``x.device`` there; a
-    no-op for every other backend.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> with device_scope(np.zeros(2)):
-    ...     pass
-    """
-    return array_device_scope(x)
-
-
 def parse_device(text: str) -> tuple[str, int | None]:
-    """Split a device name into its kind and index: the one device-string parser.
+    """Split a device name into kind and index: the one device-string parser.
 
     Examples
     --------
@@ -190,3 +158,232 @@ def parse_device(text: str) -> tuple[str, int | None]:
     if sep and index.isdigit():
         return kind, int(index)
     return (text.strip().lower(), None) if sep else (kind, None)
+
+
+def _label(device: Any) -> str:
+    """A device's name as users write it: ``cpu``, ``cuda:1``, ``cpu:1``, ``device1``."""
+    text = str(device)
+    quoted = re.fullmatch(r"[\w.]+\('(\w+)'\)", text)  # array_api_strict.Device('device1')
+    cupy = re.fullmatch(r"<CUDA Device (\d+)>", text)
+    if quoted:
+        text = quoted.group(1)
+    elif cupy:
+        text = f"cuda:{cupy.group(1)}"
+    return "cpu" if text == "CPU_DEVICE" else text.lower()
+
+
+@functools.cache
+def _devices(name: str) -> tuple[tuple[str, Any], ...]:
+    """``(label, device)`` of every device the library reports, in its order."""
+    xp = importlib.import_module(_BY_NAME[name].namespace)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns while it probes device types
+            found = list(xp.__array_namespace_info__().devices())
+    except Exception as err:  # CuPy without a driver: CUDARuntimeError
+        raise BackendError(f"backend {name!r} sees no device here ({err})") from None
+    if name == "jax":  # JAX lists its default platform only; its CPU devices always exist
+        found += [d for d in importlib.import_module("jax").devices("cpu") if d not in found]
+    devices = [d for d in found if d is not None and _label(d) != "meta"]
+    if _BY_NAME[name].cpu_only:
+        devices = devices[:1]  # dask also lists its DASK_DEVICE; ndonnx names none
+        return (("cpu", devices[0]),)
+    return tuple((_label(d), d) for d in devices)
+
+
+def _resolve_device(name: str, device: Any) -> Any:
+    devices = _devices(name)
+    labels = [label for label, _ in devices]
+    if not devices:
+        raise BackendError(f"backend {name!r} sees no device here")
+    if device is None:  # the CPU where there is one, else the library's first device
+        return next((d for label, d in devices if label.startswith("cpu")), devices[0][1])
+    if isinstance(device, str):
+        kind, index = parse_device(_label(device.strip()))
+    elif any(device is d or (type(device) is type(d) and device == d) for _, d in devices):
+        return next(d for _, d in devices if device is d or device == d)
+    elif isinstance(device, tuple(type(d) for _, d in devices)):
+        kind, index = parse_device(_label(device))  # torch.device("cuda") is cuda:0
+    else:
+        raise BackendError(f"backend {name!r} has no device {device!r}; its devices: {labels}")
+    same_kind = [d for label, d in devices if parse_device(label)[0] == kind]
+    if (index or 0) < len(same_kind):  # "cuda" and "cuda:0" are the first CUDA device
+        return same_kind[index or 0]
+    if kind == "cuda" and _BY_NAME[name].cpu_only:
+        hint = "it runs on the CPU only; use backend 'cupy' or 'torch' for CUDA"
+    elif kind == "cuda":
+        hint = "no such CUDA device is visible here; use device 'cpu'"
+    else:
+        hint = "more CPU devices: XLA_FLAGS=--xla_force_host_platform_device_count=N"
+        hint = hint if kind == "cpu" and name == "jax" else "choose one of those"
+    raise BackendError(f"backend {name!r} has no device {device!r} (devices: {labels}); {hint}")
+
+
+def namespace(backend: str | None = None, device: Any = None) -> tuple[ModuleType, Any]:
+    """Return the array namespace and the device object of a backend.
+
+    Parameters
+    ----------
+    backend : str or None
+        One of :data:`BACKENDS`; ``None`` reads ``XPNN_BACKEND``, else ``"numpy"``.
+    device : str, device object or None
+        A name the library reports (``"cpu"``, ``"cuda"``, ``"cuda:1"``, JAX's
+        ``"cpu:1"``, array-api-strict's ``"device1"`` or ``"no_float64"``) or
+        one of its device objects. ``None`` is the CPU, or the first device of
+        a library without one (CuPy: ``cuda:0``).
+
+    Raises
+    ------
+    BackendError
+        Unknown or missing backend, or a device it does not have here (one line).
+
+    Examples
+    --------
+    >>> xp, device = namespace("numpy")
+    >>> xp.__name__, device
+    ('array_api_compat.numpy', 'cpu')
+    >>> namespace("numpy", "cuda")
+    Traceback (most recent call last):
+    ...
+    xpnn.errors.BackendError: backend 'numpy' has no device 'cuda' (devices: ['cpu']); \
+it runs on the CPU only; use backend 'cupy' or 'torch' for CUDA
+    """
+    name = backend_name(backend)
+    row = _BY_NAME[name]
+    try:
+        importlib.import_module(row.library)
+        xp = importlib.import_module(row.namespace)
+    except ImportError as err:
+        raise BackendError(f"backend {name!r} is not installed ({err}); {row.install}") from None
+    return xp, _resolve_device(name, device)
+
+
+def check_dtype(xp: ModuleType, device: Any, dtype: Any) -> str:
+    """Return the name of floating ``dtype`` if ``device`` supports it, else raise one line.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> check_dtype(xp, xp.Device("no_float64"), "float32")
+    'float32'
+    >>> check_dtype(xp, xp.Device("no_float64"), "float64")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xpnn.errors.BackendError: device no_float64 of backend 'array_api_strict' has no dtype \
+'float64'; its floating dtypes: float32...
+    """
+    if isinstance(dtype, str):
+        name = dtype
+    else:
+        name = next((n for n in FLOAT_DTYPES if getattr(xp, n, None) == dtype), repr(dtype))
+    if name not in FLOAT_DTYPES:
+        raise BackendError(f"unknown dtype {dtype!r}; choose one of: {', '.join(FLOAT_DTYPES)}")
+    have = floating_dtypes(xp, device)
+    if name not in have:
+        backend = backend_of(xp)
+        hint = "; set JAX_ENABLE_X64=1 for float64" if backend == "jax" else ""
+        raise BackendError(
+            f"device {_label(device)} of backend {backend!r} has no dtype {name!r}; "
+            f"its floating dtypes: {', '.join(have)}{hint}"
+        )
+    return name
+
+
+def floating_dtypes(xp: ModuleType, device: Any) -> list[str]:
+    """The floating dtype names ``device`` supports (float16 where the namespace has it)."""
+    info = xp.__array_namespace_info__()
+    names = list(info.dtypes(device=device, kind="real floating"))
+    if getattr(xp, "float16", None) is not None:  # outside the standard: not listed
+        names.append("float16")
+    if _label(device) == "mps":  # Apple's GPUs have no float64; torch does not say so
+        names = [n for n in names if n != "float64"]
+    return [n for n in FLOAT_DTYPES if n in names]
+
+
+def default_dtype(x: Any, kind: str) -> Any:
+    """The namespace's default dtype of ``kind`` on ``x``'s device (``"integral"``, ...).
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> default_dtype(xp.asarray([1.0], device=xp.Device("no_x64")), "integral")
+    array_api_strict.int32
+    """
+    info = compat.array_namespace(x).__array_namespace_info__()
+    return info.default_dtypes(device=compat.device(x))[kind]
+
+
+def argmax(y: Any) -> Any:
+    """Labels: the index of the largest entry along the last axis, in the device's index dtype.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> argmax(xp.asarray([[0.1, 0.9], [0.5, 0.2]], device=xp.Device("no_x64"))).dtype
+    array_api_strict.int32
+    """
+    xp = compat.array_namespace(y)
+    try:
+        return xp.argmax(y, axis=-1)
+    except ValueError:  # array-api-strict's no_x64 device: its argmax makes int64 it cannot hold
+        index = xp.arange(y.shape[-1], dtype=default_dtype(y, "indexing"), device=compat.device(y))
+        best = y == xp.max(y, axis=-1, keepdims=True)
+        return xp.min(xp.where(best, index, y.shape[-1]), axis=-1)
+
+
+def enable_float64(backend: str | None) -> None:
+    """Turn on JAX's 64-bit mode when ``backend`` is JAX (float64 needs it); a no-op elsewhere.
+
+    Examples
+    --------
+    >>> enable_float64("numpy")
+    """
+    if backend_name(backend) == "jax":
+        importlib.import_module("jax").config.update("jax_enable_x64", True)
+
+
+def jit(xp: ModuleType) -> Callable[..., Any] | None:
+    """The namespace's whole-function compiler (``jax.jit``), or None where there is none.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> jit(xp) is None
+    True
+    """
+    return importlib.import_module("jax").jit if compat.is_jax_namespace(xp) else None
+
+
+def matmul(xp: ModuleType) -> Callable[[Any, Any], Any]:
+    """The full-precision matrix product of ``xp``.
+
+    JAX computes float32 products with TensorFloat-32 on GPUs unless asked for
+    ``precision=HIGHEST``; every other library computes full float32.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> matmul(xp)(xp.asarray([[1.0, 2.0]]), xp.asarray([[3.0], [4.0]]))
+    Array([[11.]], dtype=array_api_strict.float64)
+    """
+    if compat.is_jax_namespace(xp):
+        highest = importlib.import_module("jax").lax.Precision.HIGHEST
+        return functools.partial(xp.matmul, precision=highest)
+    return operator.matmul
+
+
+def device_scope(x: Any) -> AbstractContextManager[Any]:
+    """The context computation for array or device ``x`` runs in (CuPy's current device).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with device_scope(np.zeros(2)):
+    ...     pass
+    """
+    if compat.is_cupy_array(x):
+        scope: AbstractContextManager[Any] = x.device
+        return scope
+    if type(x).__module__.startswith("cupy"):  # a cupy.cuda.Device
+        return x  # type: ignore[no-any-return]
+    return contextlib.nullcontext()

@@ -1,95 +1,123 @@
-"""Multi-layer perceptrons whose weights live on one backend, device and dtype.
+"""The chapter's network: affine layers and activations, weights on one backend, device and dtype.
 
-A :class:`Network` is built from a mapping ``{"W1": ..., "b1": ..., ...,
-"Wn": ..., "bn": ...}`` of arrays of any backend (or nested lists). The
-weights are converted once, when the network is built or moved with
-:meth:`Network.to`; every call after that works on the resident arrays.
+The forward pass is the book's (section 3.4.3), for any number of layers::
 
-Inputs of another namespace or device than the network's are moved to the
-network before any arithmetic (through DLPack, sharing memory where the two
-libraries can, else through host memory; see :mod:`xpnn._backend.moving`), so
-nothing is ever computed on the wrong device; inputs of another dtype (uint8
-pixels, float64 data for a float32 network) are cast to the network's dtype.
-All computation runs in the network's device scope (CuPy computes on its
-current device), and matrix products run at full precision on every backend
-(JAX's are asked for ``precision=HIGHEST``; see :mod:`xpnn._backend.products`).
+    for (W, b), act in zip(hidden_layers, activations):
+        x = act(x @ W + b)
+    W, b = last_layer
+    return x @ W + b
+
+Two optimisations stand beside it, each in :mod:`xpnn._fast` with its reason
+and measured gain: on JAX the same loop is compiled once per input shape
+(``jax.jit``); on NumPy, sigmoid layers run as ``tanh`` with the factors
+folded into the weights (one pass over memory instead of four).
+
+Examples
+--------
+>>> net = init_network(dtype="float64")
+>>> forward(net, [1.0, 0.5])
+array([0.31682708, 0.69627909])
 """
 
 from __future__ import annotations
 
-import numbers
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from types import ModuleType
 from typing import Any
 
-import array_api_compat
+import array_api_compat as compat
 import numpy as np
 
-from ._backend.devices import device_scope
-from ._backend.moving import check_array_type, host_view, move
-from ._backend.products import matmul_for
-from ._backend.table import BackendFacts, facts
-from ._compiled import FastForward, fast_forward
-from .activations import relu_kernel, sigmoid_kernel_for, softmax_kernel
-from .backends import backend_name, dtype_name, namespace, resolve_dtype
+from . import _fast
+from ._moving import check_array_type, move, to_numpy
+from .activations import identity_function, relu, sigmoid, softmax
+from .backends import (
+    argmax,
+    backend_name,
+    check_dtype,
+    device_scope,
+    floating_dtypes,
+    matmul,
+    namespace,
+)
+from .errors import check_choice, positive_int
 
 __all__ = ["Network", "batched", "classify", "forward", "init_network", "predict"]
 
 
-def _identity_kernel(x: Any, xp: ModuleType) -> Any:
-    return x
+def _tanh(x: Any) -> Any:
+    return compat.array_namespace(x).tanh(x)
 
 
-# Hidden activations: each maps a namespace to its kernel (chosen once per network).
-_HIDDEN: dict[str, Callable[[ModuleType], Callable[[Any, ModuleType], Any]]] = {
-    "sigmoid": sigmoid_kernel_for,
-    "relu": lambda xp: relu_kernel,
-    "tanh": lambda xp: lambda x, xp: xp.tanh(x),
-    "identity": lambda xp: _identity_kernel,
+#: Hidden activations and output functions, by the names networks and weights files use.
+HIDDEN: dict[str, Callable[[Any], Any]] = {
+    "sigmoid": sigmoid,
+    "relu": relu,
+    "tanh": _tanh,
+    "identity": identity_function,
 }
-_OUTPUT: dict[str, Callable[[Any, ModuleType], Any]] = {
-    "identity": _identity_kernel,
-    "softmax": softmax_kernel,
-}
-_PARAM_RE = re.compile(r"^([Wb])([1-9][0-9]*)$")
+OUTPUT: dict[str, Callable[[Any], Any]] = {"identity": identity_function, "softmax": softmax}
+_PARAM = re.compile(r"([Wb])([1-9][0-9]*)")
+Layers = list[tuple[Any, Any]]
 
 
-def _choice(value: str, options: Mapping[str, Any], what: str) -> str:
-    if value not in options:
-        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(options)}")
-    return value
+def batched(
+    fn: Callable[[Any], Any],
+    x: Any,
+    batch_size: int | None,
+    xp: ModuleType,
+    progress: Callable[[int], None] | None = None,
+) -> Any:
+    """Apply ``fn`` to consecutive blocks of ``batch_size`` rows of ``x``; concatenate.
+
+    The one batching loop of xpnn (section 3.6.3). ``None`` is one block of all
+    rows; ``progress(rows)`` is called after each block.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> batched(lambda b: b * 2, xp.asarray([1, 2, 3]), 2, xp)
+    Array([2, 4, 6], dtype=array_api_strict.int64)
+    """
+    n = x.shape[0]
+    if isinstance(n, float) and hasattr(x, "compute_chunk_sizes"):  # dask after masking
+        x = x.compute_chunk_sizes()
+        n = x.shape[0]
+    if batch_size is None or len(x.shape) < 2 or not isinstance(n, int) or batch_size >= n:
+        out = fn(x)
+        if progress is not None and isinstance(n, int):
+            progress(n)
+        return out
+    parts = []
+    for start in range(0, n, batch_size):
+        block = x[start : min(start + batch_size, n), ...]
+        parts.append(fn(block))
+        if progress is not None:
+            progress(block.shape[0])
+    return xp.concat(parts)
 
 
-def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Validate ``{W1, b1, ..., Wn, bn}`` and return host ``(W, b)`` pairs."""
+def _host_layers(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Check ``{W1, b1, ..., Wn, bn}``; return own C-ordered host copies as ``(W, b)`` pairs."""
     if not isinstance(params, Mapping):
         raise TypeError(f"network parameters must be a mapping, got {type(params).__name__}")
-    indices: dict[int, set[str]] = {}
+    found: dict[int, set[str]] = {}
     for key in params:
-        match = _PARAM_RE.match(key) if isinstance(key, str) else None
+        match = _PARAM.fullmatch(key) if isinstance(key, str) else None
         if match is None:
             raise ValueError(f"unexpected network parameter {key!r}; expected W1, b1, ..., Wn, bn")
-        indices.setdefault(int(match.group(2)), set()).add(match.group(1))
-    n = len(indices)
-    if n == 0 or sorted(indices) != list(range(1, n + 1)):
+        found.setdefault(int(match.group(2)), set()).add(match.group(1))
+    if not found or sorted(found) != list(range(1, len(found) + 1)):
         raise ValueError(
-            "network parameters must be numbered W1, b1 ... Wn, bn without gaps, "
-            f"got {sorted(params)}"
+            f"network parameters must be numbered W1, b1 ... Wn, bn without gaps: {sorted(params)}"
         )
     layers: list[tuple[np.ndarray, np.ndarray]] = []
-    for i in range(1, n + 1):
-        if indices[i] != {"W", "b"}:
-            missing = ({"W", "b"} - indices[i]).pop()
-            raise ValueError(f"network parameter {missing}{i} is missing")
-        # Own copies: a caller changing its arrays later must not change the network.
-        w, b = (_host_parameter(params[f"{k}{i}"]) for k in ("W", "b"))
-        for name, arr in ((f"W{i}", w), (f"b{i}", b)):
-            if arr.dtype.kind not in "fiu":
-                raise TypeError(
-                    f"network parameter {name} must be real numbers, got dtype {arr.dtype}"
-                )
+    for i in sorted(found):
+        if found[i] != {"W", "b"}:
+            raise ValueError(f"network parameter {({'W', 'b'} - found[i]).pop()}{i} is missing")
+        w, b = (_host_copy(params[f"{k}{i}"], f"{k}{i}") for k in "Wb")
         if w.ndim != 2 or b.ndim != 1:
             raise ValueError(f"W{i} must be 2-D and b{i} 1-D, got shapes {w.shape} and {b.shape}")
         if b.shape[0] != w.shape[1]:
@@ -102,120 +130,49 @@ def _layer_arrays(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarra
     return layers
 
 
-def _host_parameter(value: Any) -> np.ndarray:
-    """A C-ordered host copy of one weight array (host-side weight preparation)."""
-    if isinstance(value, (list, tuple, numbers.Number)):
-        return np.array(value)
-    host, _ = host_view(value)
-    return np.array(host, copy=True, order="C")
+def _host_copy(value: Any, name: str) -> np.ndarray:
+    host = np.array(value) if isinstance(value, (list, tuple, int, float)) else to_numpy(value)
+    if host.dtype.kind not in "fiu":
+        raise TypeError(f"network parameter {name} must be real numbers, got dtype {host.dtype}")
+    return np.ascontiguousarray(host, dtype=host.dtype.newbyteorder("="))
 
 
-def _positive_integer(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def batched(
-    fn: Callable[[Any], Any],
-    x: Any,
-    batch_size: int | None,
-    xp: ModuleType,
-    progress: Callable[[int], None] | None = None,
-) -> Any:
-    """Apply ``fn`` to consecutive blocks of ``batch_size`` rows of ``x``; concatenate.
-
-    The one batching loop of xpnn. ``batch_size=None`` is one block of all
-    rows; ``progress(rows)`` is called after each block.
-
-    Examples
-    --------
-    >>> import array_api_strict as xp
-    >>> batched(lambda b: b * 2, xp.asarray([1, 2, 3]), 2, xp)
-    Array([2, 4, 6], dtype=array_api_strict.int64)
-    >>> batched(lambda b: b, xp.asarray([1, 2, 3]), None, xp)
-    Array([1, 2, 3], dtype=array_api_strict.int64)
-    """
-    n = x.shape[0]
-    if batch_size is None or not isinstance(n, int):  # one block; symbolic row counts too
-        out = fn(x)
-        if progress is not None and isinstance(n, int):
-            progress(n)
-        return out
-    size = min(batch_size, n)
-    parts = []
-    for start in range(0, n, max(size, 1)):
-        block = x[start : min(start + size, n), ...] if size < n else x
-        parts.append(fn(block))
-        if progress is not None:
-            progress(block.shape[0])
-    if len(parts) == 1:
-        return parts[0]
-    return xp.concat(parts) if parts else fn(x)
-
-
-def _default_dtype(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
-    dtypes = {arr.dtype for pair in layers for arr in pair}
-    if len(dtypes) == 1:
-        (only,) = dtypes
-        if only.name in ("float16", "float32", "float64"):
-            return only.name
-    return "float32"
+def _dtype_of(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    """The parameters' common floating dtype, else float32."""
+    names = {arr.dtype.name for pair in layers for arr in pair}
+    only = names.pop() if len(names) == 1 else ""
+    return only if only in ("float16", "float32", "float64") else "float32"
 
 
 class Network:
-    """A multi-layer perceptron: affine layers, a hidden activation, an output function.
+    """A multi-layer perceptron: affine layers, hidden activations, an output function.
 
     Parameters
     ----------
     params : mapping
-        ``{"W1": W1, "b1": b1, ..., "Wn": Wn, "bn": bn}``; ``Wi`` has shape
-        ``(d_{i-1}, d_i)``, ``bi`` shape ``(d_i,)``. Arrays of any backend,
-        or nested lists.
-    hidden : {"sigmoid", "relu"}
-        Activation after every layer but the last.
+        ``{"W1": W1, "b1": b1, ..., "Wn": Wn, "bn": bn}``, ``Wi`` of shape
+        ``(d_{i-1}, d_i)`` and ``bi`` of shape ``(d_i,)``: arrays of any
+        backend, or nested lists. The network keeps its own copies.
+    hidden : str or sequence of str
+        ``"sigmoid"``, ``"relu"``, ``"tanh"`` or ``"identity"`` after every
+        layer but the last, or one name per hidden layer.
     output : {"identity", "softmax"}
-        Output function applied by :meth:`predict`.
+        The output function :meth:`predict` applies.
     backend, device
-        Where the weights live; see :func:`xpnn.namespace`.
+        Where the weights live (see :func:`xpnn.namespace`).
     dtype : {"float32", "float64", "float16"} or None
-        Compute dtype; ``None`` keeps the parameters' common floating dtype,
-        else float32.
+        Compute dtype; ``None`` keeps the parameters' common floating dtype, else float32.
     input_scale : float
-        Factor applied to every input before the first layer, folded into
-        ``W1`` (so it costs nothing per call). ``1/255`` lets raw uint8 pixels
-        feed the network directly.
+        Factor applied to every input, folded into ``W1`` once: ``1/255`` lets
+        raw uint8 pixels feed the network.
 
     Examples
     --------
     >>> net = Network({"W1": [[1.0, 0.0], [0.0, 1.0]], "b1": [0.0, 0.0]},
     ...               backend="array_api_strict", dtype="float64")
-    >>> net
-    Network(2-2, hidden='sigmoid', output='identity', backend='array_api_strict', \
-device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
     >>> net.forward([3.0, 4.0])
     Array([3., 4.], dtype=array_api_strict.float64)
     """
-
-    xp: ModuleType
-    device: Any
-    backend: str
-    dtype_name: str
-    dtype: Any
-    input_scale: float
-    output: str
-    _host: list[tuple[np.ndarray, np.ndarray]]
-    _layers: tuple[tuple[Any, Any], ...]
-    _hidden_layers: tuple[tuple[Any, Any], ...]
-    _last_layer: tuple[Any, Any]
-    _hidden_fn: Callable[[Any, ModuleType], Any]
-    _output_fn: Callable[[Any, ModuleType], Any]
-    _matmul: Callable[[Any, Any], Any]
-    _array_type: type
-    _array_dtype: Any
-    _check_device: bool
-    _scope: AbstractContextManager[Any]
-    _facts: BackendFacts
 
     def __init__(
         self,
@@ -228,62 +185,47 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         dtype: str | None = None,
         input_scale: float = 1.0,
     ) -> None:
-        names = (hidden,) if isinstance(hidden, str) else tuple(hidden)
-        for name in names:
-            _choice(name, _HIDDEN, "hidden activation")
-        self.output = _choice(output, _OUTPUT, "output function")
-        if (
-            isinstance(input_scale, bool)
-            or not isinstance(input_scale, numbers.Real)
-            or not (0 < float(input_scale) < float("inf"))
-        ):
-            raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
-        self.input_scale = float(input_scale)
-        host = _layer_arrays(params)
-        if len(names) != 1 and len(names) != len(host) - 1:
-            raise ValueError(
-                f"hidden names {len(names)} activations for {len(host) - 1} hidden layers"
-            )
-        uniform = len(set(names)) <= 1
-        self.hidden: str | tuple[str, ...] = names[0] if uniform and names else names
-        self._hidden_names = names * (len(host) - 1) if len(names) == 1 else names
+        host = _host_layers(params)
+        names = (hidden,) * (len(host) - 1) if isinstance(hidden, str) else tuple(hidden)
+        for name in (hidden,) if isinstance(hidden, str) else names:
+            check_choice(name, tuple(HIDDEN), "hidden activation")
+        if len(names) != len(host) - 1:
+            raise ValueError(f"hidden names {len(names)} activations for {len(host) - 1} layers")
+        uniform = isinstance(hidden, str) or (names and len(set(names)) == 1)
+        self.hidden: str | tuple[str, ...] = names[0] if uniform and names else hidden  # type: ignore[assignment]
+        self.output = check_choice(output, tuple(OUTPUT), "output function")
+        scale = input_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)):
+            raise ValueError(f"input_scale must be a positive finite number, got {scale!r}")
+        if not (0 < float(scale) < math.inf):
+            raise ValueError(f"input_scale must be a positive finite number, got {scale!r}")
+        self.input_scale = float(scale)
         self.xp, self.device = namespace(backend, device)
         self.backend = backend_name(backend)
-        self._facts = facts(self.backend)
-        self._scope = device_scope(self.backend, self.device)
-        self.dtype_name = dtype_name(self.xp, dtype or _default_dtype(host))
-        self.dtype = resolve_dtype(self.xp, self.dtype_name)
+        if dtype is None:  # the parameters' own dtype where the device has it
+            dtype = _dtype_of(host)
+            dtype = dtype if dtype in floating_dtypes(self.xp, self.device) else "float32"
+        self.dtype_name = check_dtype(self.xp, self.device, dtype)
+        self.dtype = getattr(self.xp, self.dtype_name)
+        info = self.xp.__array_namespace_info__()
+        self._supported = (*info.dtypes(device=self.device, kind=None), self.dtype_name)
         self._host = host
-        layers = []
-        for i, (w, b) in enumerate(host):
-            if i == 0 and self.input_scale != 1.0:
-                w = w.astype(np.float64) * self.input_scale
-            with self._scope:
-                layers.append((self._place(w), self._place(b)))
-        self._layers = tuple(layers)
-        self._hidden_layers, self._last_layer = self._layers[:-1], self._layers[-1]
-        self._hidden_fns: tuple[Callable[[Any, ModuleType], Any], ...] = tuple(
-            _HIDDEN[name](self.xp) for name in self._hidden_names
+        self._scope = device_scope(self.device)
+        self._matmul = matmul(self.xp)
+        self._names = names
+        # One copy of the weights on the device: those the forward pass uses.
+        self._layers, self._acts = self._place(
+            *_fast.fold_sigmoid(self.xp, host, names, self.input_scale, self.dtype_name)
         )
-        self._hidden_fn = self._hidden_fns[0] if self._hidden_fns else _identity_kernel
-        self._output_fn = _OUTPUT[self.output]
-        self._matmul = matmul_for(self.xp)
-        # A forward pass of its own on JAX (compiled once per input shape) and
-        # NumPy (sigmoid layers as tanh folded into the weights), else None.
-        self._fast: FastForward | None = (
-            fast_forward(self.xp, self._hidden_fn, self._layers, self._matmul)
-            if len(set(self._hidden_names)) <= 1
-            else None
-        )
-        self._array_type = type(self._layers[0][1])
-        self._array_dtype = self._layers[0][1].dtype  # what x.dtype compares to
-        # Only compare devices where a namespace has more than one.
-        self._check_device = self._facts.many_devices
+        self._compiled = _fast.compiled(self.xp, self._chain)
 
-    def _place(self, arr: np.ndarray, copy: bool | None = None) -> Any:
-        return self.xp.asarray(arr, dtype=self.dtype, device=self.device, copy=copy)
-
-    # -- description -------------------------------------------------------
+    def _place(self, layers: Layers, names: Sequence[str]) -> tuple[Layers, tuple[Any, ...]]:
+        with self._scope:
+            placed = [
+                tuple(self.xp.asarray(a.astype(self.dtype_name), device=self.device) for a in wb)
+                for wb in layers
+            ]
+        return placed, tuple(HIDDEN[name] for name in names)
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -297,39 +239,26 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
 
     @property
     def params(self) -> dict[str, Any]:
-        """A copy of the weights as ``{"W1": ..., "b1": ...}`` on the network's backend.
-
-        ``input_scale`` is not folded into these: they are the weights the
-        network was built from, in its dtype. Changing them does not change
-        the network.
-        """
-        out: dict[str, Any] = {}
+        """A copy of the weights as built (``{"W1": ..., ...}``), on the network's device."""
         with self._scope:
-            for i, (w, b) in enumerate(self._host, start=1):
-                out[f"W{i}"] = self._place(w, copy=True)
-                out[f"b{i}"] = self._place(b, copy=True)
-        return out
+            return {
+                k: self.xp.asarray(v.astype(self.dtype_name), device=self.device)
+                for k, v in self.host_params().items()
+            }
 
     def host_params(self) -> dict[str, np.ndarray]:
-        """A NumPy copy of the weights the network was built from (no device round trip).
-
-        The arrays are those the network keeps on the host, in their original
-        dtype, before ``input_scale`` is folded in; changing them does not
-        change the network.
+        """NumPy copies of the weights the network was built from (before ``input_scale``).
 
         Examples
         --------
         >>> sorted(init_network().host_params())
         ['W1', 'W2', 'W3', 'b1', 'b2', 'b3']
         """
-        return {
-            f"{k}{i}": arr.copy()
-            for i, (w, b) in enumerate(self._host, 1)
-            for k, arr in (("W", w), ("b", b))
-        }
+        pairs = enumerate(self._host, 1)
+        return {f"{k}{i}": a.copy() for i, wb in pairs for k, a in zip("Wb", wb, strict=True)}
 
     def __repr__(self) -> str:
-        sizes = "-".join(str(n) for n in self.layer_sizes)
+        sizes = "-".join(map(str, self.layer_sizes))
         scale = f", input_scale={self.input_scale!r}" if self.input_scale != 1.0 else ""
         return (
             f"Network({sizes}, hidden={self.hidden!r}, output={self.output!r}, "
@@ -344,117 +273,83 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         *,
         input_scale: float | None = None,
     ) -> Network:
-        """Return a copy of this network on another backend, device or dtype.
-
-        ``None`` keeps the current backend, dtype and input scale, and the
-        current device while the backend stays the same (else the new
-        backend's default device).
+        """A copy on another backend, device, dtype or input scale (``None`` keeps each).
 
         Examples
         --------
-        >>> net = init_network(backend="numpy")
-        >>> net.to("array_api_strict", "device1", "float64").device
+        >>> init_network().to("array_api_strict", "device1", "float64").device
         array_api_strict.Device('device1')
         """
-        same_backend = backend is None or backend_name(backend) == self.backend
-        if device is None and same_backend:
-            device = self.device
+        same = backend is None or backend_name(backend) == self.backend
         return Network(
             self.host_params(),
-            hidden=self.hidden,
+            hidden=self._names or self.hidden,
             output=self.output,
             backend=self.backend if backend is None else backend,
-            device=device,
+            device=self.device if device is None and same else device,
             dtype=dtype or self.dtype_name,
             input_scale=self.input_scale if input_scale is None else input_scale,
         )
 
-    # -- computation ---------------------------------------------------------
-
-    def _adopt(self, x: Any) -> Any:
-        """Bring an input of another type, namespace or device to the network."""
+    def _prepare(self, x: Any) -> Any:
+        """``x`` checked, on the network's device, in its dtype."""
         if isinstance(x, (list, tuple)):
             x = np.asarray(x)
-        check_array_type(x, "forward")
-        is_array: bool = isinstance(x, np.generic) or array_api_compat.is_array_api_obj(x)
-        if not is_array:
-            raise TypeError(
-                f"network input must be an array or a list of numbers, got {type(x).__name__}"
-            )
-        kind = getattr(getattr(x, "dtype", None), "kind", None)
-        if kind is not None and kind not in "fiub":  # NumPy: object, complex, strings
+        if compat.is_numpy_array(x) and x.dtype.kind not in "fiub":
             raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
-        with self._scope:
-            return move(x, self._facts, self.xp, self.device, self.dtype_name)
-
-    def _prepare(self, x: Any) -> Any:
+        check_array_type(x, "forward")
+        if not (isinstance(x, np.generic) or compat.is_array_api_obj(x)):
+            raise TypeError(f"network input must be an array or a list, got {type(x).__name__}")
         if (
-            type(x) is not self._array_type
-            or (self._check_device and array_api_compat.device(x) != self.device)
-            # NumPy arrays to NumPy networks: byte order, longdouble, objects checked there
-            or (isinstance(x, np.ndarray) and not (x.dtype.isnative and x.dtype.kind in "fiub"))
+            isinstance(x, np.generic)
+            or compat.device(x) != self.device
+            or (compat.array_namespace(x) is not self.xp)
         ):
-            x = self._adopt(x)
-        if x.dtype != self._array_dtype:
-            xp = self.xp
-            try:
-                real = xp.isdtype(x.dtype, ("real floating", "integral", "bool"))
-            except (TypeError, ValueError):
-                real = False
-            if not real:
+            x = move(x, self.xp, self.device, self._supported, self.dtype_name)
+        if x.dtype != self.dtype:
+            if not self.xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
                 raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
-            x = xp.astype(x, self.dtype)
-        width = x.shape[-1] if x.ndim else None
-        if x.ndim not in (1, 2) or (width is not None and width != self.input_size):
+            x = self.xp.astype(x, self.dtype)
+        if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(
                 f"network expects inputs of shape ({self.input_size},) or "
                 f"(n, {self.input_size}); got shape {tuple(x.shape)}"
             )
         return x
 
-    def _forward(self, x: Any) -> Any:
-        if self._fast is not None:
-            return self._fast.forward(x)
-        xp, matmul = self.xp, self._matmul
-        for (w, b), act in zip(self._hidden_layers, self._hidden_fns, strict=True):
-            x = act(matmul(x, w) + b, xp)
-        w, b = self._last_layer
-        return matmul(x, w) + b
+    def _chain(self, layers: Layers, x: Any) -> Any:
+        """The book's forward pass over ``layers``: the last layer's affine output."""
+        for (w, b), act in zip(layers[:-1], self._acts, strict=True):
+            x = act(self._matmul(x, w) + b)
+        w, b = layers[-1]
+        return self._matmul(x, w) + b
 
     def forward(self, x: Any) -> Any:
-        """Return the last layer's affine output (the identity output, logits).
+        """The last layer's affine output (the identity output) for ``(d,)`` or ``(n, d)``.
 
-        Parameters
-        ----------
-        x : array_like
-            One sample ``(d,)`` or a batch ``(n, d)``, of any backend and
-            device (moved to the network first), or a list.
-
-        Returns
-        -------
-        array
-            ``(k,)`` or ``(n, k)`` on the network's backend, device and dtype.
+        Inputs of another library, device or dtype are moved to the network first.
 
         Examples
         --------
-        >>> net = init_network(dtype="float64")
-        >>> net.forward([[1.0, 0.5], [0.0, 0.0]]).shape
+        >>> init_network(dtype="float64").forward([[1.0, 0.5], [0.0, 0.0]]).shape
         (2, 2)
         """
         with self._scope:
-            return self._forward(self._prepare(x))
+            x = self._prepare(x)
+            if self._compiled is not None:
+                return self._compiled.forward(self._layers, x)
+            return self._chain(self._layers, x)
 
     def predict(self, x: Any) -> Any:
-        """Return the network's output: :meth:`forward` then the output function.
+        """:meth:`forward`, then the output function (``softmax`` for the book's MNIST network).
 
         Examples
         --------
-        >>> net = init_network(dtype="float64")
-        >>> net.predict([1.0, 0.5])
+        >>> init_network(dtype="float64").predict([1.0, 0.5])
         array([0.31682708, 0.69627909])
         """
         with self._scope:
-            return self._output_fn(self._forward(self._prepare(x)), self.xp)
+            return OUTPUT[self.output](self.forward(x))
 
     def classify(
         self,
@@ -463,58 +358,40 @@ device=array_api_strict.Device('CPU_DEVICE'), dtype=float64)
         *,
         progress: Callable[[int], None] | None = None,
     ) -> Any:
-        """Return the predicted class of each row of ``x`` (argmax of the logits).
+        """The predicted class of each row (argmax of the logits), ``batch_size`` rows per pass.
 
-        Parameters
-        ----------
-        x : array_like
-            A batch ``(n, d)`` of any backend, or one sample ``(d,)``; each
-            batch is moved to the network on its own, so a host array larger
-            than device memory streams through.
-        batch_size : int or None
-            Rows per forward pass; ``None`` is one pass over all rows. It has
-            no effect on one sample.
-        progress : callable or None
-            Called with the number of rows after each batch.
-
-        Returns
-        -------
-        array
-            ``(n,)`` integer labels for a batch, a 0-d integer array for one
-            sample, on the network's backend and device.
+        Each batch is moved to the network on its own, so a host array larger
+        than device memory streams through; ``progress(rows)`` is called after
+        each batch.
 
         Examples
         --------
         >>> net = init_network(dtype="float64")
         >>> net.classify([[1.0, 0.5], [-3.0, 0.0]], batch_size=1)
         array([1, 1])
-        >>> net.classify([1.0, 0.5]).shape
-        ()
         """
         if batch_size is not None:
-            batch_size = _positive_integer(batch_size, "batch_size")
-        if not hasattr(x, "shape") or getattr(x, "ndim", 2) != 2:
+            batch_size = positive_int(batch_size, "batch_size")
+        if not hasattr(x, "shape") or len(x.shape) != 2:
             x = self._prepare(x)  # lists, and one sample (d,): one pass
-        xp = self.xp
+        compiled = self._compiled
+
+        def labels(block: Any) -> Any:
+            block = self._prepare(block)
+            if compiled is not None:  # padded to batch_size rows: one program for every batch
+                return compiled.labels(self._layers, block, batch_size)
+            return argmax(self._chain(self._layers, block))
+
         with self._scope:
-            if x.ndim != 2:
-                return xp.argmax(self._forward(x), axis=-1)
-            if self._fast is not None:  # one compiled shape for every batch
-                return self._fast.classify(x, batch_size, self._prepare, progress)
-
-            def labels(block: Any) -> Any:
-                return xp.argmax(self._forward(self._prepare(block)), axis=-1)
-
-            return batched(labels, x, batch_size, xp, progress)
+            return batched(labels, x, batch_size, self.xp, progress)
 
 
 def init_network(backend: str | None = None, device: Any = None, dtype: str = "float32") -> Network:
-    """Return the chapter's 3-layer example network (2-3-2-2, sigmoid, identity).
+    """The chapter's 3-layer example network (2-3-2-2, sigmoid, identity output).
 
     Examples
     --------
-    >>> net = init_network(backend="numpy", dtype="float64")
-    >>> forward(net, [1.0, 0.5])
+    >>> forward(init_network(dtype="float64"), [1.0, 0.5])
     array([0.31682708, 0.69627909])
     """
     params = {
@@ -529,29 +406,29 @@ def init_network(backend: str | None = None, device: Any = None, dtype: str = "f
 
 
 def forward(network: Network, x: Any) -> Any:
-    """Return ``network``'s identity output for ``x`` (see :meth:`Network.forward`).
+    """The book's ``forward(network, x)``: ``network.forward(x)``.
 
     Examples
     --------
-    >>> forward(init_network(dtype="float64"), [1.0, 0.5])
-    array([0.31682708, 0.69627909])
+    >>> forward(init_network(dtype="float64"), [1.0, 0.5]).shape
+    (2,)
     """
     return network.forward(x)
 
 
 def predict(network: Network, x: Any) -> Any:
-    """Return ``network``'s output for ``x`` (see :meth:`Network.predict`).
+    """The book's ``predict(network, x)``: ``network.predict(x)``.
 
     Examples
     --------
-    >>> predict(init_network(dtype="float64"), [1.0, 0.5])
-    array([0.31682708, 0.69627909])
+    >>> predict(init_network(dtype="float64"), [1.0, 0.5]).shape
+    (2,)
     """
     return network.predict(x)
 
 
 def classify(network: Network, x: Any, batch_size: int | None = None) -> Any:
-    """Return predicted labels (see :meth:`Network.classify`).
+    """Predicted labels, ``batch_size`` rows per pass (the book's batch loop, section 3.6.3).
 
     Examples
     --------

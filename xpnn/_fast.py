@@ -1,0 +1,124 @@
+"""Two optimisations of the book's forward pass, each beside the plain loop in :mod:`xpnn.network`.
+
+- :func:`fold_sigmoid` (NumPy, float32 and float64). NumPy runs each elementwise
+  operation as its own pass over memory, and ``1 / (1 + exp(-a))`` takes four.
+  Since ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the halving and the affine map
+  ``(1 + t) / 2`` fold into the weights once, in float64, and every hidden
+  layer becomes ``tanh(x @ W' + b')``: one pass, and nothing that can
+  overflow. The same function up to rounding (tests compare it with the plain
+  loop); ``scripts/bench.py`` measures the gain (xpnn numpy ``predict`` /
+  plain NumPy). Not in float16, where ``tanh`` and the book's formula round
+  differently enough to change labels, and not where a folded weight would
+  overflow the compute dtype (the plain loop then runs).
+- :func:`compiled` (JAX). Eager JAX dispatches every operation on its own;
+  ``jax.jit`` makes the whole pass one program per input shape, and
+  ``labels`` pads the last, shorter batch so that every batch runs the same
+  program (``scripts/bench.py``: xpnn jax / hand-written ``jax.jit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import Any
+
+import array_api_compat as compat
+import numpy as np
+
+from .backends import argmax, jit
+
+__all__ = ["Compiled", "compiled", "fold_sigmoid"]
+
+HostLayers = list[tuple[np.ndarray, np.ndarray]]
+
+
+def fold_sigmoid(
+    xp: ModuleType, layers: HostLayers, names: Sequence[str], scale: float, dtype: str
+) -> tuple[HostLayers, tuple[str, ...]]:
+    """Host weights for the forward pass: ``input_scale`` folded into ``W1``, sigmoid into tanh.
+
+    Returns the layers and the hidden activation names the forward pass runs
+    with, in float64 (the caller casts them to ``dtype``).
+
+    Examples
+    --------
+    >>> import array_api_compat.numpy as xp
+    >>> layers = [(np.eye(2), np.zeros(2)), (np.eye(2), np.zeros(2))]
+    >>> folded, names = fold_sigmoid(xp, layers, ["sigmoid"], 1.0, "float64")
+    >>> names, folded[1][1].tolist()
+    (('tanh',), [0.5, 0.5])
+    """
+    plain = [(w.astype(np.float64) * scale, b) if i == 0 and scale != 1.0 else (w, b)
+             for i, (w, b) in enumerate(layers)]  # fmt: skip
+    if not (compat.is_numpy_namespace(xp) and dtype != "float16" and names):
+        return plain, tuple(names)
+    if set(names) != {"sigmoid"}:
+        return plain, tuple(names)
+    folded = []
+    with np.errstate(over="ignore", invalid="ignore"):  # checked below
+        for i, (w, b) in enumerate(plain):
+            w64, b64 = w.astype(np.float64), b.astype(np.float64)
+            if i > 0:  # its input is t, not (1 + t) / 2
+                w64, b64 = w64 / 2, b64 + w64.sum(axis=0) / 2
+            if i < len(plain) - 1:  # tanh takes half the sigmoid's argument
+                w64, b64 = w64 / 2, b64 / 2
+            folded.append((w64, b64))
+        exact = all(np.isfinite(a.astype(dtype)).all() for pair in folded for a in pair)
+    return (folded, ("tanh",) * len(names)) if exact else (plain, tuple(names))
+
+
+class Compiled:
+    """The forward pass and the labels, each compiled once per input shape and dtype.
+
+    Attributes
+    ----------
+    traces : int
+        How many times a pass has been traced (compiled) so far.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> fast = Compiled(lambda layers, x: x @ layers[0][0], jit(jnp))
+    >>> layers = [(jnp.eye(2), jnp.zeros(2))]
+    >>> fast.labels(layers, jnp.asarray([[0.0, 1.0]]), 4).tolist(), fast.traces
+    ([1], 1)
+    """
+
+    def __init__(self, chain: Callable[[Any, Any], Any], compile_: Callable[..., Any]) -> None:
+        self.traces = 0
+
+        def forward(layers: Any, x: Any) -> Any:
+            self.traces += 1  # runs only while tracing
+            return chain(layers, x)
+
+        def labels(layers: Any, x: Any) -> Any:
+            self.traces += 1
+            return argmax(chain(layers, x))
+
+        self._forward, self._labels = compile_(forward), compile_(labels)
+
+    def forward(self, layers: Any, x: Any) -> Any:
+        """The compiled forward pass."""
+        return self._forward(layers, x)
+
+    def labels(self, layers: Any, x: Any, rows: int | None) -> Any:
+        """Labels of ``x``, padded with zero rows to ``rows`` so one program serves every batch."""
+        n = x.shape[0] if x.ndim == 2 else None
+        if rows is None or n is None or n >= rows:
+            return self._labels(layers, x)
+        xp = compat.array_namespace(x)
+        pad = xp.zeros((rows - n, x.shape[1]), dtype=x.dtype, device=compat.device(x))
+        return self._labels(layers, xp.concat([x, pad]))[:n]
+
+
+def compiled(xp: ModuleType, chain: Callable[[Any, Any], Any]) -> Compiled | None:
+    """A :class:`Compiled` pass where the namespace has a compiler, else None.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> compiled(xp, lambda layers, x: x) is None
+    True
+    """
+    compile_ = jit(xp)
+    return None if compile_ is None else Compiled(chain, compile_)

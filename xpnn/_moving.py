@@ -1,0 +1,168 @@
+"""Moving arrays between libraries and devices: DLPack first, host memory when it cannot.
+
+:func:`move` tries the target's ``from_dlpack(x, device=...)``, which shares
+memory where both libraries can (NumPy, torch, JAX and array-api-strict on the
+CPU; torch, CuPy and JAX on the same GPU), and falls back to a copy through
+host memory when DLPack cannot carry the array (dask and ndonnx have no
+DLPack, a GPU array going to a CPU library, a dtype the target device lacks).
+Only C-ordered arrays of native byte order go through DLPack: torch aborts the
+process on negative strides, and JAX 0.10 computes wrong values with
+Fortran-ordered imports on a non-default device. Torch tensors with a pending
+negation or conjugation (lazy views) are resolved first: DLPack would export
+the raw memory without the bit.
+
+:func:`to_numpy` is the way out to NumPy: a new array that owns its memory.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import array_api_compat as compat
+import numpy as np
+
+__all__ = ["check_array_type", "move", "to_numpy"]
+
+_MOVE_ERRORS = (
+    BufferError,
+    TypeError,
+    ValueError,
+    RuntimeError,
+    NotImplementedError,
+    AttributeError,
+)
+
+
+def check_array_type(x: Any, caller: str) -> None:
+    """Refuse ``numpy.matrix`` and masked arrays, whose meaning xpnn would lose (``TypeError``).
+
+    Examples
+    --------
+    >>> check_array_type(np.ma.masked_array([1.0, 2.0], mask=[0, 1]), "forward")
+    Traceback (most recent call last):
+    ...
+    TypeError: forward() does not accept masked arrays (the mask would be lost)
+    """
+    if isinstance(x, np.matrix):
+        raise TypeError(f"{caller}() does not accept numpy.matrix; pass numpy.asarray(x)")
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{caller}() does not accept masked arrays (the mask would be lost)")
+
+
+def _resolved(x: Any) -> Any:
+    """A torch tensor without pending negation or conjugation, C-contiguous; others as they are."""
+    if compat.is_torch_array(x):
+        x = x.detach().resolve_conj().resolve_neg()
+        return x if x.is_contiguous() else x.contiguous()
+    return x
+
+
+def _host(x: Any) -> np.ndarray:
+    """``x`` in host memory, possibly sharing memory with it."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        check_array_type(x, "to_numpy")
+        return np.asarray(x)
+    if compat.is_dask_array(x):
+        return _host(x.compute())  # type: ignore[no-untyped-call]
+    if compat.is_cupy_array(x):
+        return x.get()  # type: ignore[no-any-return]
+    if compat.is_torch_array(x):
+        return _resolved(x).cpu().numpy()  # type: ignore[no-any-return]
+    if type(x).__module__.startswith("ndonnx"):
+        try:
+            return np.asarray(x.unwrap_numpy())
+        except ValueError:
+            raise ValueError(
+                "a lazy ndonnx array has no values; build an ONNX model and run it instead"
+            ) from None
+    if not compat.is_array_api_obj(x):
+        raise TypeError(f"expected an array, got {type(x).__name__}")
+    try:  # JAX and array-api-strict export to NumPy through DLPack; GPU arrays copy
+        return np.from_dlpack(x)
+    except _MOVE_ERRORS:
+        return np.asarray(x)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Copy an array of any backend and device into a new NumPy array that owns its memory.
+
+    Dask arrays are computed; GPU arrays are copied to the host.
+
+    Raises
+    ------
+    TypeError
+        ``x`` is not an array, or is a ``numpy.matrix`` or a masked array.
+
+    Examples
+    --------
+    >>> import array_api_strict as xp
+    >>> to_numpy(xp.asarray([1.0, 2.0], device=xp.Device("device1")))
+    array([1., 2.])
+    """
+    return np.array(_host(x), copy=True)
+
+
+def _dlpack_ready(host: np.ndarray) -> bool:
+    dtype = host.dtype
+    return dtype.kind in "biuf" and dtype.isnative and host.flags.c_contiguous
+
+
+def _host_copy(host: np.ndarray, supported: tuple[str, ...], dtype: str) -> np.ndarray:
+    """A C-ordered, native copy; cast to ``dtype`` where the target lacks the array's dtype."""
+    keep = host.dtype.name in supported
+    return np.ascontiguousarray(host, dtype=host.dtype.newbyteorder("=") if keep else dtype)
+
+
+def _from_dlpack(xp: ModuleType, x: Any, device: Any) -> Any:
+    return xp.from_dlpack(x, device=device)
+
+
+def _through_host(
+    x: Any, xp: ModuleType, device: Any, supported: tuple[str, ...], dtype: str
+) -> Any:
+    host = _host(x)
+    if host.dtype.name not in supported or not _dlpack_ready(host):
+        host = _host_copy(host, supported, dtype)
+    return xp.asarray(host, device=device)
+
+
+def move(x: Any, xp: ModuleType, device: Any, supported: tuple[str, ...], dtype: str) -> Any:
+    """Return ``x`` as an array of namespace ``xp`` on ``device``.
+
+    Parameters
+    ----------
+    x : array
+        An array of any backend, or a NumPy scalar.
+    xp, device
+        The target namespace and device.
+    supported : tuple of str
+        The dtype names the target device has; an array of another dtype is
+        cast on the host to ``dtype`` (the caller's compute dtype).
+
+    Examples
+    --------
+    >>> import array_api_strict as xps
+    >>> y = move(np.arange(3.0), xps, xps.Device("device1"), ("float64",), "float64")
+    >>> y.device
+    array_api_strict.Device('device1')
+    """
+    if isinstance(x, np.generic):
+        x = np.asarray(x)
+    check_array_type(x, "move")
+    if compat.array_namespace(x) is xp:  # the same library, another device
+        if compat.is_cupy_array(x):  # CuPy copies to its current device
+            with device:
+                return xp.asarray(x, copy=True)
+        return compat.to_device(x, device)
+    source = _resolved(x)
+    if isinstance(source, np.ndarray) and not (
+        _dlpack_ready(source) and source.dtype.name in supported
+    ):
+        source = _host_copy(source, supported, dtype)
+    if str(source.dtype).rsplit(".", 1)[-1] in supported:
+        try:
+            return _from_dlpack(xp, source, device)
+        except _MOVE_ERRORS:
+            pass
+    return _through_host(source, xp, device, supported, dtype)
