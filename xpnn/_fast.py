@@ -1,18 +1,14 @@
-"""Two optimisations of the book's forward pass, each beside the plain loop in :mod:`xpnn.network`.
+"""Two optimisations of the book's forward pass, beside the plain loop of :mod:`xpnn.network`.
 
-- :func:`fold_sigmoid` (NumPy, float32 and float64). NumPy runs each elementwise
-  operation as its own pass over memory, and ``1 / (1 + exp(-a))`` takes four.
-  Since ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, the halving and the affine map
-  ``(1 + t) / 2`` fold into the weights once, in float64, and every hidden
-  layer becomes ``tanh(x @ W' + b')``: one pass, and nothing that can
-  overflow. The same function up to rounding (tests compare it with the plain
-  loop); ``scripts/bench.py`` measures the gain (xpnn numpy ``predict`` /
-  plain NumPy). Not in float16, where ``tanh`` and the book's formula round
-  differently enough to change labels, and not where a folded weight would
-  overflow the compute dtype (the plain loop then runs).
-- :func:`compiled` (JAX). Eager JAX dispatches every operation on its own;
-  ``jax.jit`` makes the whole pass one program per input shape, and
-  ``labels`` pads the last, shorter batch so that every batch runs the same
+- :func:`fold_sigmoid` (NumPy, float32 and float64): NumPy makes each
+  elementwise operation a pass over memory, and ``1 / (1 + exp(-a))`` takes
+  four. ``sigmoid(a) = (1 + tanh(a / 2)) / 2``, so the halving and ``(1 + t) / 2``
+  fold into the weights once, in float64, and a hidden layer becomes
+  ``tanh(x @ W' + b')``: one pass that cannot overflow, the same function up
+  to rounding. Not in float16 (it changes labels there), nor where a folded
+  weight would overflow. ``scripts/bench.py`` measures it (numpy predict / plain).
+- :func:`compiled` (JAX): ``jax.jit`` makes the whole pass one program per
+  input shape; ``labels`` pads a short last batch so every batch runs the same
   program (``scripts/bench.py``: xpnn jax / hand-written ``jax.jit``).
 """
 

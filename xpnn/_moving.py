@@ -1,17 +1,11 @@
-"""Moving arrays between libraries and devices: DLPack first, host memory when it cannot.
+"""Moving arrays between libraries and devices: DLPack first, host memory where it cannot.
 
-:func:`move` tries the target's ``from_dlpack(x, device=...)``, which shares
-memory where both libraries can (NumPy, torch, JAX and array-api-strict on the
-CPU; torch, CuPy and JAX on the same GPU), and falls back to a copy through
-host memory when DLPack cannot carry the array (dask and ndonnx have no
-DLPack, a GPU array going to a CPU library, a dtype the target device lacks).
-Only C-ordered arrays of native byte order go through DLPack: torch aborts the
-process on negative strides, and JAX 0.10 computes wrong values with
-Fortran-ordered imports on a non-default device. Torch tensors with a pending
-negation or conjugation (lazy views) are resolved first: DLPack would export
-the raw memory without the bit.
-
-:func:`to_numpy` is the way out to NumPy: a new array that owns its memory.
+``from_dlpack(x, device=...)`` shares memory where both libraries can; a copy
+through host memory serves the rest (dask and ndonnx, GPU to a CPU library, a
+dtype the device lacks). Only C-ordered native arrays go through DLPack (torch
+aborts on negative strides; JAX 0.10 miscomputes Fortran-ordered imports on a
+non-default device), and torch's lazy negation and conjugation are resolved
+first (DLPack would export the memory without them).
 """
 
 from __future__ import annotations
@@ -24,14 +18,10 @@ import numpy as np
 
 __all__ = ["check_array_type", "move", "to_numpy"]
 
-_MOVE_ERRORS = (
-    BufferError,
-    TypeError,
-    ValueError,
-    RuntimeError,
-    NotImplementedError,
-    AttributeError,
-)
+Names = tuple[str, ...]
+
+# What a refused DLPack import raises (AttributeError: a namespace without from_dlpack).
+_REFUSED = (BufferError, TypeError, ValueError, RuntimeError, NotImplementedError, AttributeError)
 
 
 def check_array_type(x: Any, caller: str) -> None:
@@ -80,7 +70,7 @@ def _host(x: Any) -> np.ndarray:
         raise TypeError(f"expected an array, got {type(x).__name__}")
     try:  # JAX and array-api-strict export to NumPy through DLPack; GPU arrays copy
         return np.from_dlpack(x)
-    except _MOVE_ERRORS:
+    except _REFUSED:
         return np.asarray(x)
 
 
@@ -108,7 +98,7 @@ def _dlpack_ready(host: np.ndarray) -> bool:
     return dtype.kind in "biuf" and dtype.isnative and host.flags.c_contiguous
 
 
-def _host_copy(host: np.ndarray, supported: tuple[str, ...], dtype: str) -> np.ndarray:
+def _host_copy(host: np.ndarray, supported: Names, dtype: str) -> np.ndarray:
     """A C-ordered, native copy; cast to ``dtype`` where the target lacks the array's dtype."""
     keep = host.dtype.name in supported
     return np.ascontiguousarray(host, dtype=host.dtype.newbyteorder("=") if keep else dtype)
@@ -127,18 +117,11 @@ def _through_host(
     return xp.asarray(host, device=device)
 
 
-def move(x: Any, xp: ModuleType, device: Any, supported: tuple[str, ...], dtype: str) -> Any:
-    """Return ``x`` as an array of namespace ``xp`` on ``device``.
+def move(x: Any, xp: ModuleType, device: Any, supported: Names, dtype: str) -> Any:
+    """``x`` (an array of any backend) as an array of ``xp`` on ``device``.
 
-    Parameters
-    ----------
-    x : array
-        An array of any backend, or a NumPy scalar.
-    xp, device
-        The target namespace and device.
-    supported : tuple of str
-        The dtype names the target device has; an array of another dtype is
-        cast on the host to ``dtype`` (the caller's compute dtype).
+    ``supported`` names the dtypes the device has; an array of another dtype
+    is cast to ``dtype`` (the caller's compute dtype) on the host.
 
     Examples
     --------
@@ -163,6 +146,6 @@ def move(x: Any, xp: ModuleType, device: Any, supported: tuple[str, ...], dtype:
     if str(source.dtype).rsplit(".", 1)[-1] in supported:
         try:
             return _from_dlpack(xp, source, device)
-        except _MOVE_ERRORS:
+        except _REFUSED:
             pass
     return _through_host(source, xp, device, supported, dtype)

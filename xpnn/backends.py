@@ -1,18 +1,14 @@
-"""Backends: names, namespaces, devices and dtypes. Everything xpnn knows about array libraries.
+"""Backends: names, namespaces, devices and dtypes. All xpnn knows about array libraries.
 
-A backend is an array library that xpnn computes with through its array-API
-namespace. What a library states about itself is asked of it: its devices,
-default device and default dtypes, and the dtypes each device supports come
-from the namespace's ``__array_namespace_info__()``; whether an array or a
-namespace belongs to it from array-api-compat's ``is_*`` predicates. The
-table below holds only what no library states: the import name, the install
-hint, and whether the library computes on the CPU only. Backends are imported
-on first use: ``import xpnn`` imports none of them.
+What a library states about itself is asked of it: devices, default dtypes and
+the dtypes of each device from the namespace's ``__array_namespace_info__()``,
+whether an array or namespace is its own from array-api-compat's ``is_*``
+predicates. The table holds only what no library states: the import name, the
+install hint, whether it computes on the CPU only. ``import xpnn`` imports none.
 
 Examples
 --------
->>> xp, device = namespace("array_api_strict", "device1")
->>> device
+>>> namespace("array_api_strict", "device1")[1]
 array_api_strict.Device('device1')
 """
 
@@ -27,41 +23,26 @@ import re
 import warnings
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from types import ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
 import array_api_compat as compat
 
 from ._moving import to_numpy
 from .errors import BackendError
 
-__all__ = [
-    "BACKENDS",
-    "FLOAT_DTYPES",
-    "argmax",
-    "backend_name",
-    "backend_of",
-    "check_dtype",
-    "device_scope",
-    "enable_float64",
-    "floating_dtypes",
-    "jit",
-    "matmul",
-    "namespace",
-    "parse_device",
-    "to_numpy",
-]
+__all__ = ["BACKENDS", "FLOAT_DTYPES", "argmax", "backend_name", "backend_of", "check_dtype",
+           "device_scope", "enable_float64", "floating_dtypes", "jit", "matmul", "namespace",
+           "parse_device", "to_numpy"]  # fmt: skip
 
 #: Floating dtypes xpnn computes in (float16, outside the standard, where a namespace has it).
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(NamedTuple):
     name: str
     library: str  # must import for the backend to exist
-    namespace: str  # the array-API namespace
+    namespace: str
     install: str
     cpu_only: bool
     is_namespace: Callable[[Any], bool]
@@ -69,12 +50,10 @@ class _Row:
 
 
 def _module_is(prefix: str) -> Callable[[Any], bool]:
-    # array-api-compat has no predicate for ndonnx arrays: ask the type's module.
-    def check(obj: Any) -> bool:
-        module = obj.__name__ if isinstance(obj, ModuleType) else type(obj).__module__
-        return module.split(".")[0] == prefix
-
-    return check
+    """For libraries array-api-compat has no array predicate for: the type's module."""
+    return lambda x: (
+        (x if isinstance(x, ModuleType) else type(x)).__module__.split(".")[0] == prefix
+    )
 
 
 _TABLE = (
@@ -94,7 +73,6 @@ _TABLE = (
     _Row("ndonnx", "ndonnx", "ndonnx", "pip install 'xpnn[onnx]'", True,
          _module_is("ndonnx"), _module_is("ndonnx")),
 )  # fmt: skip
-
 #: Backend names accepted by :func:`namespace`.
 BACKENDS: tuple[str, ...] = tuple(row.name for row in _TABLE)
 _BY_NAME = {row.name: row for row in _TABLE}
@@ -102,7 +80,7 @@ _ALIASES = {"strict": "array_api_strict", "onnx": "ndonnx"}
 
 
 def backend_name(backend: str | None = None) -> str:
-    """Return the canonical name of ``backend``; ``None`` reads ``XPNN_BACKEND`` (else numpy).
+    """The canonical name of ``backend``; ``None`` reads ``XPNN_BACKEND``, else numpy.
 
     Examples
     --------
@@ -120,18 +98,8 @@ def backend_name(backend: str | None = None) -> str:
     return name
 
 
-def _row_of(x: Any) -> _Row | None:
-    test = "is_namespace" if isinstance(x, ModuleType) else "is_array"
-    return next((row for row in _TABLE if getattr(row, test)(x)), None)
-
-
 def backend_of(x: Any) -> str:
-    """Return the backend name of an array or a namespace.
-
-    Raises
-    ------
-    TypeError
-        ``x`` belongs to no backend xpnn knows.
+    """The backend name of an array or a namespace (``TypeError`` for anything else).
 
     Examples
     --------
@@ -139,10 +107,11 @@ def backend_of(x: Any) -> str:
     >>> backend_of(array_api_strict.asarray([1.0]))
     'array_api_strict'
     """
-    row = _row_of(x)
-    if row is None:
-        raise TypeError(f"expected an array of one of {', '.join(BACKENDS)}, got {type(x)}")
-    return row.name
+    test = "is_namespace" if isinstance(x, ModuleType) else "is_array"
+    for row in _TABLE:
+        if getattr(row, test)(x):
+            return row.name
+    raise TypeError(f"expected an array of one of {', '.join(BACKENDS)}, got {type(x)}")
 
 
 def parse_device(text: str) -> tuple[str, int | None]:
@@ -165,10 +134,7 @@ def _label(device: Any) -> str:
     text = str(device)
     quoted = re.fullmatch(r"[\w.]+\('(\w+)'\)", text)  # array_api_strict.Device('device1')
     cupy = re.fullmatch(r"<CUDA Device (\d+)>", text)
-    if quoted:
-        text = quoted.group(1)
-    elif cupy:
-        text = f"cuda:{cupy.group(1)}"
+    text = quoted.group(1) if quoted else f"cuda:{cupy.group(1)}" if cupy else text
     return "cpu" if text == "CPU_DEVICE" else text.lower()
 
 
@@ -185,8 +151,7 @@ def _devices(name: str) -> tuple[tuple[str, Any], ...]:
     if name == "jax":  # JAX lists its default platform only; its CPU devices always exist
         found += [d for d in importlib.import_module("jax").devices("cpu") if d not in found]
     devices = [d for d in found if d is not None and _label(d) != "meta"]
-    if _BY_NAME[name].cpu_only:
-        devices = devices[:1]  # dask also lists its DASK_DEVICE; ndonnx names none
+    if _BY_NAME[name].cpu_only:  # dask also lists DASK_DEVICE; ndonnx names its one none
         return (("cpu", devices[0]),)
     return tuple((_label(d), d) for d in devices)
 
@@ -194,18 +159,14 @@ def _devices(name: str) -> tuple[tuple[str, Any], ...]:
 def _resolve_device(name: str, device: Any) -> Any:
     devices = _devices(name)
     labels = [label for label, _ in devices]
-    if not devices:
-        raise BackendError(f"backend {name!r} sees no device here")
     if device is None:  # the CPU where there is one, else the library's first device
         return next((d for label, d in devices if label.startswith("cpu")), devices[0][1])
-    if isinstance(device, str):
-        kind, index = parse_device(_label(device.strip()))
-    elif any(device is d or (type(device) is type(d) and device == d) for _, d in devices):
-        return next(d for _, d in devices if device is d or device == d)
-    elif isinstance(device, tuple(type(d) for _, d in devices)):
-        kind, index = parse_device(_label(device))  # torch.device("cuda") is cuda:0
-    else:
+    for _, d in devices:
+        if device is d or (type(device) is type(d) and device == d):
+            return d
+    if not isinstance(device, (str, *(type(d) for _, d in devices))):
         raise BackendError(f"backend {name!r} has no device {device!r}; its devices: {labels}")
+    kind, index = parse_device(_label(device.strip() if isinstance(device, str) else device))
     same_kind = [d for label, d in devices if parse_device(label)[0] == kind]
     if (index or 0) < len(same_kind):  # "cuda" and "cuda:0" are the first CUDA device
         return same_kind[index or 0]
@@ -213,24 +174,25 @@ def _resolve_device(name: str, device: Any) -> Any:
         hint = "it runs on the CPU only; use backend 'cupy' or 'torch' for CUDA"
     elif kind == "cuda":
         hint = "no such CUDA device is visible here; use device 'cpu'"
-    else:
+    elif kind == "cpu" and name == "jax":
         hint = "more CPU devices: XLA_FLAGS=--xla_force_host_platform_device_count=N"
-        hint = hint if kind == "cpu" and name == "jax" else "choose one of those"
+    else:
+        hint = "choose one of those"
     raise BackendError(f"backend {name!r} has no device {device!r} (devices: {labels}); {hint}")
 
 
 def namespace(backend: str | None = None, device: Any = None) -> tuple[ModuleType, Any]:
-    """Return the array namespace and the device object of a backend.
+    """The array namespace and device object of a backend.
 
     Parameters
     ----------
     backend : str or None
-        One of :data:`BACKENDS`; ``None`` reads ``XPNN_BACKEND``, else ``"numpy"``.
+        One of :data:`BACKENDS`; ``None`` reads ``XPNN_BACKEND``, else numpy.
     device : str, device object or None
-        A name the library reports (``"cpu"``, ``"cuda"``, ``"cuda:1"``, JAX's
-        ``"cpu:1"``, array-api-strict's ``"device1"`` or ``"no_float64"``) or
-        one of its device objects. ``None`` is the CPU, or the first device of
-        a library without one (CuPy: ``cuda:0``).
+        A device the library reports, by name (``"cpu"``, ``"cuda:1"``, JAX's
+        ``"cpu:1"``, array-api-strict's ``"device1"``, ``"no_float64"``) or
+        object. ``None`` is the CPU, or the first device of a library without
+        one (CuPy: ``cuda:0``).
 
     Raises
     ------
@@ -242,11 +204,6 @@ def namespace(backend: str | None = None, device: Any = None) -> tuple[ModuleTyp
     >>> xp, device = namespace("numpy")
     >>> xp.__name__, device
     ('array_api_compat.numpy', 'cpu')
-    >>> namespace("numpy", "cuda")
-    Traceback (most recent call last):
-    ...
-    xpnn.errors.BackendError: backend 'numpy' has no device 'cuda' (devices: ['cpu']); \
-it runs on the CPU only; use backend 'cupy' or 'torch' for CUDA
     """
     name = backend_name(backend)
     row = _BY_NAME[name]
@@ -258,23 +215,29 @@ it runs on the CPU only; use backend 'cupy' or 'torch' for CUDA
     return xp, _resolve_device(name, device)
 
 
+def floating_dtypes(xp: ModuleType, device: Any) -> list[str]:
+    """The floating dtype names ``device`` has (its namespace says; float16 where present)."""
+    names = list(xp.__array_namespace_info__().dtypes(device=device, kind="real floating"))
+    names += ["float16"] if getattr(xp, "float16", None) is not None else []
+    if _label(device) == "mps":  # Apple's GPUs have no float64; torch does not say so
+        names = [n for n in names if n != "float64"]
+    return [n for n in FLOAT_DTYPES if n in names]
+
+
 def check_dtype(xp: ModuleType, device: Any, dtype: Any) -> str:
-    """Return the name of floating ``dtype`` if ``device`` supports it, else raise one line.
+    """The name of floating ``dtype`` (name or object) if ``device`` has it; else one line.
 
     Examples
     --------
     >>> import array_api_strict as xp
-    >>> check_dtype(xp, xp.Device("no_float64"), "float32")
-    'float32'
-    >>> check_dtype(xp, xp.Device("no_float64"), "float64")  # doctest: +ELLIPSIS
+    >>> check_dtype(xp, xp.Device("no_float64"), "float64")
     Traceback (most recent call last):
     ...
     xpnn.errors.BackendError: device no_float64 of backend 'array_api_strict' has no dtype \
-'float64'; its floating dtypes: float32...
+'float64'; its floating dtypes: float32
     """
-    if isinstance(dtype, str):
-        name = dtype
-    else:
+    name = dtype
+    if not isinstance(dtype, str):
         name = next((n for n in FLOAT_DTYPES if getattr(xp, n, None) == dtype), repr(dtype))
     if name not in FLOAT_DTYPES:
         raise BackendError(f"unknown dtype {dtype!r}; choose one of: {', '.join(FLOAT_DTYPES)}")
@@ -286,42 +249,23 @@ def check_dtype(xp: ModuleType, device: Any, dtype: Any) -> str:
             f"device {_label(device)} of backend {backend!r} has no dtype {name!r}; "
             f"its floating dtypes: {', '.join(have)}{hint}"
         )
-    return name
+    return str(name)
 
 
-def floating_dtypes(xp: ModuleType, device: Any) -> list[str]:
-    """The floating dtype names ``device`` supports (float16 where the namespace has it)."""
-    info = xp.__array_namespace_info__()
-    names = list(info.dtypes(device=device, kind="real floating"))
-    if getattr(xp, "float16", None) is not None:  # outside the standard: not listed
-        names.append("float16")
-    if _label(device) == "mps":  # Apple's GPUs have no float64; torch does not say so
-        names = [n for n in names if n != "float64"]
-    return [n for n in FLOAT_DTYPES if n in names]
+def enable_float64(backend: str | None) -> None:
+    """Turn on JAX's 64-bit mode when ``backend`` is JAX; a no-op for every other backend."""
+    if backend_name(backend) == "jax":
+        importlib.import_module("jax").config.update("jax_enable_x64", True)
 
 
 def default_dtype(x: Any, kind: str) -> Any:
-    """The namespace's default dtype of ``kind`` on ``x``'s device (``"integral"``, ...).
-
-    Examples
-    --------
-    >>> import array_api_strict as xp
-    >>> default_dtype(xp.asarray([1.0], device=xp.Device("no_x64")), "integral")
-    array_api_strict.int32
-    """
+    """The namespace's default dtype of ``kind`` (``"integral"``, ...) on ``x``'s device."""
     info = compat.array_namespace(x).__array_namespace_info__()
     return info.default_dtypes(device=compat.device(x))[kind]
 
 
 def argmax(y: Any) -> Any:
-    """Labels: the index of the largest entry along the last axis, in the device's index dtype.
-
-    Examples
-    --------
-    >>> import array_api_strict as xp
-    >>> argmax(xp.asarray([[0.1, 0.9], [0.5, 0.2]], device=xp.Device("no_x64"))).dtype
-    array_api_strict.int32
-    """
+    """The index of the largest entry along the last axis, in the device's index dtype."""
     xp = compat.array_namespace(y)
     try:
         return xp.argmax(y, axis=-1)
@@ -331,41 +275,13 @@ def argmax(y: Any) -> Any:
         return xp.min(xp.where(best, index, y.shape[-1]), axis=-1)
 
 
-def enable_float64(backend: str | None) -> None:
-    """Turn on JAX's 64-bit mode when ``backend`` is JAX (float64 needs it); a no-op elsewhere.
-
-    Examples
-    --------
-    >>> enable_float64("numpy")
-    """
-    if backend_name(backend) == "jax":
-        importlib.import_module("jax").config.update("jax_enable_x64", True)
-
-
 def jit(xp: ModuleType) -> Callable[..., Any] | None:
-    """The namespace's whole-function compiler (``jax.jit``), or None where there is none.
-
-    Examples
-    --------
-    >>> import array_api_strict as xp
-    >>> jit(xp) is None
-    True
-    """
+    """The namespace's whole-function compiler (``jax.jit``), or None."""
     return importlib.import_module("jax").jit if compat.is_jax_namespace(xp) else None
 
 
 def matmul(xp: ModuleType) -> Callable[[Any, Any], Any]:
-    """The full-precision matrix product of ``xp``.
-
-    JAX computes float32 products with TensorFloat-32 on GPUs unless asked for
-    ``precision=HIGHEST``; every other library computes full float32.
-
-    Examples
-    --------
-    >>> import array_api_strict as xp
-    >>> matmul(xp)(xp.asarray([[1.0, 2.0]]), xp.asarray([[3.0], [4.0]]))
-    Array([[11.]], dtype=array_api_strict.float64)
-    """
+    """The full-precision matrix product (JAX would use TensorFloat-32 on GPUs by default)."""
     if compat.is_jax_namespace(xp):
         highest = importlib.import_module("jax").lax.Precision.HIGHEST
         return functools.partial(xp.matmul, precision=highest)
@@ -373,17 +289,9 @@ def matmul(xp: ModuleType) -> Callable[[Any, Any], Any]:
 
 
 def device_scope(x: Any) -> AbstractContextManager[Any]:
-    """The context computation for array or device ``x`` runs in (CuPy's current device).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> with device_scope(np.zeros(2)):
-    ...     pass
-    """
+    """The context computation for array or device ``x`` runs in: CuPy's device; else none."""
     if compat.is_cupy_array(x):
-        scope: AbstractContextManager[Any] = x.device
-        return scope
+        return x.device  # type: ignore[no-any-return]
     if type(x).__module__.startswith("cupy"):  # a cupy.cuda.Device
         return x  # type: ignore[no-any-return]
     return contextlib.nullcontext()

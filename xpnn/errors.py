@@ -1,7 +1,7 @@
-"""Exception types raised by xpnn.
+"""The errors xpnn raises on purpose, and the checks every module shares.
 
-Every error that xpnn raises on purpose is one of these, so that callers (and
-``scripts/eval.py``) can tell a user mistake from a bug with a single ``except``.
+Catching :class:`XpnnError` tells a user's mistake from a bug; all but it are
+also ``ValueError``.
 """
 
 from __future__ import annotations
@@ -26,58 +26,37 @@ class XpnnError(Exception):
 
 
 class BackendError(XpnnError, ValueError):
-    """A backend or device was asked for that is unknown, missing or unusable.
-
-    Examples
-    --------
-    >>> import xpnn
-    >>> try:
-    ...     xpnn.namespace("nunpy")
-    ... except xpnn.BackendError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    unknown backend 'nunpy'; choose one of: numpy, cupy, torch, jax, dask, array_api_strict, ndonnx
-    """
+    """A backend, device or dtype that is unknown, missing or unusable here."""
 
 
 class DataError(XpnnError, ValueError):
-    """A data file (IDX, MNIST) is missing, corrupt or not what it claims to be."""
+    """A data file that is missing, corrupt or not what it claims to be."""
 
 
 class WeightsError(XpnnError, ValueError):
-    """A weights file is malformed, unsafe or describes an inconsistent network."""
+    """A weights or model file that is malformed, unsafe or inconsistent."""
 
 
 class OnnxError(XpnnError, ValueError):
-    """A network cannot be exported to ONNX, or an ONNX model cannot be used.
-
-    Raised for a network without a graph form, a model file that cannot be
-    written or read, and a model whose input or output does not fit.
-    """
+    """A network that cannot be exported, or an ONNX model that cannot be used."""
 
 
 def first_line(err: BaseException) -> str:
-    """The first line of an error's message (its type's name if the message is empty).
-
-    For one-line error messages that quote another library's exception.
+    """The first line of an error's message (its type's name if it has none).
 
     Examples
     --------
-    >>> first_line(ValueError("bad model\\ndetails follow"))
-    'bad model'
-    >>> first_line(KeyError())
-    'KeyError'
+    >>> first_line(ValueError("bad model\\ndetails follow")), first_line(KeyError())
+    ('bad model', 'KeyError')
     """
-    text = str(err).strip() or type(err).__name__
-    return text.splitlines()[0]
+    return (str(err).strip() or type(err).__name__).splitlines()[0]
 
 
 def check_choice(value: object, options: Sequence[str], what: str) -> str:
-    """Return ``value`` if it is one of ``options``, else raise a one-line ``ValueError``.
+    """``value`` if it is one of ``options``, else a one-line ``ValueError``.
 
     Examples
     --------
-    >>> check_choice("relu", ("sigmoid", "relu"), "activation")
-    'relu'
     >>> check_choice("gelu", ("sigmoid", "relu"), "activation")
     Traceback (most recent call last):
     ...
@@ -89,13 +68,10 @@ def check_choice(value: object, options: Sequence[str], what: str) -> str:
 
 
 def positive_int(value: object, what: str) -> int:
-    """Return ``value`` as an ``int`` if it is an integer of at least 1 (not a bool).
+    """``value`` as an ``int`` if it is an integer of at least 1 (NumPy's too; not a bool).
 
     Examples
     --------
-    >>> import numpy as np
-    >>> positive_int(np.int64(4), "batch_size")
-    4
     >>> positive_int(0, "batch_size")
     Traceback (most recent call last):
     ...

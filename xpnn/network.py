@@ -1,21 +1,12 @@
-"""The chapter's network: affine layers and activations, weights on one backend, device and dtype.
+"""The chapter's network: affine layers and activations on one backend, device and dtype.
 
-The forward pass is the book's (section 3.4.3), for any number of layers::
-
-    for (W, b), act in zip(hidden_layers, activations):
-        x = act(x @ W + b)
-    W, b = last_layer
-    return x @ W + b
-
-Two optimisations stand beside it, each in :mod:`xpnn._fast` with its reason
-and measured gain: on JAX the same loop is compiled once per input shape
-(``jax.jit``); on NumPy, sigmoid layers run as ``tanh`` with the factors
-folded into the weights (one pass over memory instead of four).
+:meth:`Network.forward` is the book's loop (section 3.4.3), for any number of
+layers: ``x = act(x @ W + b)`` for each hidden layer, then ``x @ W + b``. The
+optimisations beside it (JAX's ``jit``, NumPy's tanh fold) are in :mod:`xpnn._fast`.
 
 Examples
 --------
->>> net = init_network(dtype="float64")
->>> forward(net, [1.0, 0.5])
+>>> forward(init_network(dtype="float64"), [1.0, 0.5])
 array([0.31682708, 0.69627909])
 """
 
@@ -30,18 +21,9 @@ from typing import Any
 import array_api_compat as compat
 import numpy as np
 
-from . import _fast
+from . import _fast, backends
 from ._moving import check_array_type, move, to_numpy
 from .activations import identity_function, relu, sigmoid, softmax
-from .backends import (
-    argmax,
-    backend_name,
-    check_dtype,
-    device_scope,
-    floating_dtypes,
-    matmul,
-    namespace,
-)
 from .errors import check_choice, positive_int
 
 __all__ = ["Network", "batched", "classify", "forward", "init_network", "predict"]
@@ -51,29 +33,21 @@ def _tanh(x: Any) -> Any:
     return compat.array_namespace(x).tanh(x)
 
 
-#: Hidden activations and output functions, by the names networks and weights files use.
+#: Hidden activations and output functions, by the names networks and files use.
 HIDDEN: dict[str, Callable[[Any], Any]] = {
-    "sigmoid": sigmoid,
-    "relu": relu,
-    "tanh": _tanh,
-    "identity": identity_function,
-}
+    "sigmoid": sigmoid, "relu": relu, "tanh": _tanh, "identity": identity_function,
+}  # fmt: skip
 OUTPUT: dict[str, Callable[[Any], Any]] = {"identity": identity_function, "softmax": softmax}
 _PARAM = re.compile(r"([Wb])([1-9][0-9]*)")
 Layers = list[tuple[Any, Any]]
+Progress = Callable[[int], None] | None
 
 
-def batched(
-    fn: Callable[[Any], Any],
-    x: Any,
-    batch_size: int | None,
-    xp: ModuleType,
-    progress: Callable[[int], None] | None = None,
-) -> Any:
-    """Apply ``fn`` to consecutive blocks of ``batch_size`` rows of ``x``; concatenate.
+def batched(fn: Callable[[Any], Any], x: Any, size: int | None, xp: ModuleType,
+            progress: Progress = None) -> Any:  # fmt: skip
+    """``fn`` of blocks of ``size`` rows of ``x`` (all: ``None``), concatenated; section 3.6.3.
 
-    The one batching loop of xpnn (section 3.6.3). ``None`` is one block of all
-    rows; ``progress(rows)`` is called after each block.
+    The one batching loop of xpnn; ``progress(rows)`` is called after each block.
 
     Examples
     --------
@@ -85,18 +59,16 @@ def batched(
     if isinstance(n, float) and hasattr(x, "compute_chunk_sizes"):  # dask after masking
         x = x.compute_chunk_sizes()
         n = x.shape[0]
-    if batch_size is None or len(x.shape) < 2 or not isinstance(n, int) or batch_size >= n:
-        out = fn(x)
-        if progress is not None and isinstance(n, int):
-            progress(n)
-        return out
+    if size is None or len(x.shape) < 2 or not isinstance(n, int) or size >= n:
+        blocks: Any = [x]
+    else:
+        blocks = (x[i : min(i + size, n), ...] for i in range(0, n, size))
     parts = []
-    for start in range(0, n, batch_size):
-        block = x[start : min(start + batch_size, n), ...]
+    for block in blocks:
         parts.append(fn(block))
-        if progress is not None:
+        if progress is not None and len(block.shape) > 1 and isinstance(block.shape[0], int):
             progress(block.shape[0])
-    return xp.concat(parts)
+    return parts[0] if len(parts) == 1 else xp.concat(parts)
 
 
 def _host_layers(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -130,7 +102,7 @@ def _host_layers(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray
     return layers
 
 
-def _host_copy(value: Any, name: str) -> np.ndarray:
+def _host_copy(value: Any, name: str) -> np.ndarray:  # host-side weight preparation
     host = np.array(value) if isinstance(value, (list, tuple, int, float)) else to_numpy(value)
     if host.dtype.kind not in "fiu":
         raise TypeError(f"network parameter {name} must be real numbers, got dtype {host.dtype}")
@@ -138,7 +110,6 @@ def _host_copy(value: Any, name: str) -> np.ndarray:
 
 
 def _dtype_of(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
-    """The parameters' common floating dtype, else float32."""
     names = {arr.dtype.name for pair in layers for arr in pair}
     only = names.pop() if len(names) == 1 else ""
     return only if only in ("float16", "float32", "float64") else "float32"
@@ -150,9 +121,8 @@ class Network:
     Parameters
     ----------
     params : mapping
-        ``{"W1": W1, "b1": b1, ..., "Wn": Wn, "bn": bn}``, ``Wi`` of shape
-        ``(d_{i-1}, d_i)`` and ``bi`` of shape ``(d_i,)``: arrays of any
-        backend, or nested lists. The network keeps its own copies.
+        ``{"W1": W1, "b1": b1, ..., "Wn": Wn, "bn": bn}`` (``Wi`` of shape
+        ``(d_{i-1}, d_i)``), arrays of any backend or lists; copied.
     hidden : str or sequence of str
         ``"sigmoid"``, ``"relu"``, ``"tanh"`` or ``"identity"`` after every
         layer but the last, or one name per hidden layer.
@@ -161,10 +131,9 @@ class Network:
     backend, device
         Where the weights live (see :func:`xpnn.namespace`).
     dtype : {"float32", "float64", "float16"} or None
-        Compute dtype; ``None`` keeps the parameters' common floating dtype, else float32.
+        ``None``: the parameters' common floating dtype if the device has it, else float32.
     input_scale : float
-        Factor applied to every input, folded into ``W1`` once: ``1/255`` lets
-        raw uint8 pixels feed the network.
+        Factor on every input, folded into ``W1`` once (``1/255`` for uint8 pixels).
 
     Examples
     --------
@@ -194,30 +163,28 @@ class Network:
         uniform = isinstance(hidden, str) or (names and len(set(names)) == 1)
         self.hidden: str | tuple[str, ...] = names[0] if uniform and names else hidden  # type: ignore[assignment]
         self.output = check_choice(output, tuple(OUTPUT), "output function")
-        scale = input_scale
-        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)):
-            raise ValueError(f"input_scale must be a positive finite number, got {scale!r}")
-        if not (0 < float(scale) < math.inf):
-            raise ValueError(f"input_scale must be a positive finite number, got {scale!r}")
-        self.input_scale = float(scale)
-        self.xp, self.device = namespace(backend, device)
-        self.backend = backend_name(backend)
+        real = isinstance(input_scale, (int, float, np.floating)) and input_scale is not True
+        if not (real and 0 < float(input_scale) < math.inf):
+            raise ValueError(f"input_scale must be a positive finite number, got {input_scale!r}")
+        self.input_scale = float(input_scale)
+        self.xp, self.device = backends.namespace(backend, device)
+        self.backend = backends.backend_name(backend)
         if dtype is None:  # the parameters' own dtype where the device has it
             dtype = _dtype_of(host)
-            dtype = dtype if dtype in floating_dtypes(self.xp, self.device) else "float32"
-        self.dtype_name = check_dtype(self.xp, self.device, dtype)
+            dtype = dtype if dtype in backends.floating_dtypes(self.xp, self.device) else "float32"
+        self.dtype_name = backends.check_dtype(self.xp, self.device, dtype)
         self.dtype = getattr(self.xp, self.dtype_name)
         info = self.xp.__array_namespace_info__()
         self._supported = (*info.dtypes(device=self.device, kind=None), self.dtype_name)
         self._host = host
-        self._scope = device_scope(self.device)
-        self._matmul = matmul(self.xp)
+        self._scope = backends.device_scope(self.device)
+        self._matmul = backends.matmul(self.xp)
         self._names = names
         # One copy of the weights on the device: those the forward pass uses.
         self._layers, self._acts = self._place(
             *_fast.fold_sigmoid(self.xp, host, names, self.input_scale, self.dtype_name)
         )
-        self._compiled = _fast.compiled(self.xp, self._chain)
+        self._compiled = _fast.compiled(self.xp, self._book_forward)
 
     def _place(self, layers: Layers, names: Sequence[str]) -> tuple[Layers, tuple[Any, ...]]:
         with self._scope:
@@ -265,14 +232,8 @@ class Network:
             f"backend={self.backend!r}, device={self.device!r}, dtype={self.dtype_name}{scale})"
         )
 
-    def to(
-        self,
-        backend: str | None = None,
-        device: Any = None,
-        dtype: str | None = None,
-        *,
-        input_scale: float | None = None,
-    ) -> Network:
+    def to(self, backend: str | None = None, device: Any = None, dtype: str | None = None, *,
+           input_scale: float | None = None) -> Network:  # fmt: skip
         """A copy on another backend, device, dtype or input scale (``None`` keeps each).
 
         Examples
@@ -280,7 +241,7 @@ class Network:
         >>> init_network().to("array_api_strict", "device1", "float64").device
         array_api_strict.Device('device1')
         """
-        same = backend is None or backend_name(backend) == self.backend
+        same = backend is None or backends.backend_name(backend) == self.backend
         return Network(
             self.host_params(),
             hidden=self._names or self.hidden,
@@ -302,8 +263,8 @@ class Network:
             raise TypeError(f"network input must be an array or a list, got {type(x).__name__}")
         if (
             isinstance(x, np.generic)
-            or compat.device(x) != self.device
-            or (compat.array_namespace(x) is not self.xp)
+            or compat.array_namespace(x) is not self.xp
+            or (compat.device(x) != self.device)
         ):
             x = move(x, self.xp, self.device, self._supported, self.dtype_name)
         if x.dtype != self.dtype:
@@ -317,17 +278,15 @@ class Network:
             )
         return x
 
-    def _chain(self, layers: Layers, x: Any) -> Any:
-        """The book's forward pass over ``layers``: the last layer's affine output."""
+    def _book_forward(self, layers: Layers, x: Any) -> Any:
+        """The book's ``forward`` (section 3.4.3) over ``layers``: the last affine output."""
         for (w, b), act in zip(layers[:-1], self._acts, strict=True):
             x = act(self._matmul(x, w) + b)
         w, b = layers[-1]
         return self._matmul(x, w) + b
 
     def forward(self, x: Any) -> Any:
-        """The last layer's affine output (the identity output) for ``(d,)`` or ``(n, d)``.
-
-        Inputs of another library, device or dtype are moved to the network first.
+        """The last affine output (identity output) of ``(d,)`` or ``(n, d)``, moved here first.
 
         Examples
         --------
@@ -338,7 +297,7 @@ class Network:
             x = self._prepare(x)
             if self._compiled is not None:
                 return self._compiled.forward(self._layers, x)
-            return self._chain(self._layers, x)
+            return self._book_forward(self._layers, x)
 
     def predict(self, x: Any) -> Any:
         """:meth:`forward`, then the output function (``softmax`` for the book's MNIST network).
@@ -351,18 +310,11 @@ class Network:
         with self._scope:
             return OUTPUT[self.output](self.forward(x))
 
-    def classify(
-        self,
-        x: Any,
-        batch_size: int | None = None,
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> Any:
-        """The predicted class of each row (argmax of the logits), ``batch_size`` rows per pass.
+    def classify(self, x: Any, batch_size: int | None = None, *, progress: Progress = None) -> Any:
+        """The class of each row (argmax of the logits), ``batch_size`` rows per pass.
 
-        Each batch is moved to the network on its own, so a host array larger
-        than device memory streams through; ``progress(rows)`` is called after
-        each batch.
+        Each batch moves to the network on its own (a host array larger than
+        the device streams through); ``progress(rows)`` follows each batch.
 
         Examples
         --------
@@ -380,7 +332,7 @@ class Network:
             block = self._prepare(block)
             if compiled is not None:  # padded to batch_size rows: one program for every batch
                 return compiled.labels(self._layers, block, batch_size)
-            return argmax(self._chain(self._layers, block))
+            return backends.argmax(self._book_forward(self._layers, block))
 
         with self._scope:
             return batched(labels, x, batch_size, self.xp, progress)
@@ -395,13 +347,10 @@ def init_network(backend: str | None = None, device: Any = None, dtype: str = "f
     array([0.31682708, 0.69627909])
     """
     params = {
-        "W1": [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]],
-        "b1": [0.1, 0.2, 0.3],
-        "W2": [[0.1, 0.4], [0.2, 0.5], [0.3, 0.6]],
-        "b2": [0.1, 0.2],
-        "W3": [[0.1, 0.3], [0.2, 0.4]],
-        "b3": [0.1, 0.2],
-    }
+        "W1": [[0.1, 0.3, 0.5], [0.2, 0.4, 0.6]], "b1": [0.1, 0.2, 0.3],
+        "W2": [[0.1, 0.4], [0.2, 0.5], [0.3, 0.6]], "b2": [0.1, 0.2],
+        "W3": [[0.1, 0.3], [0.2, 0.4]], "b3": [0.1, 0.2],
+    }  # fmt: skip
     return Network(params, backend=backend, device=device, dtype=dtype)
 
 
