@@ -11,11 +11,11 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from fuzzing import FLOODS, HOSTILE, container_flood, gzip_wrap, mutate, seed_files
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xpnn
-from xpnn._fuzzing import FLOODS, HOSTILE, container_flood, gzip_wrap, mutate, seed_files
 from xpnn.idx import read_idx
 from xpnn.safe_pickle import load_weight_pickle
 

@@ -1,266 +1,216 @@
-"""Saving and loading network weights: safetensors natively, ``.npz``, and the book's ``.pkl``.
+"""Network weights: ``.safetensors`` (native), ``.npz``, ``.onnx`` and the book's ``.pkl``.
 
-* ``.safetensors`` is the native format: plain tensors plus a small JSON
-  header, whose metadata also records every setting that changes the
-  network's output (hidden activation, output function, input scale, dtype,
-  layer sizes).
-* ``.npz`` holds the same: the arrays, and the settings as JSON text in a
-  ``__xpnn__`` member (a 0-d string array). It is read without
-  ``numpy.load``: the archive's directory is checked first (only ``.npy``
-  members, no duplicates, declared sizes within a total bound and at most
-  :data:`MAX_NPZ_RATIO` times their compressed size), then each member is
-  decompressed up to its declared size only and parsed with pickles refused.
-* ``.pkl`` (the book's ``sample_weight.pkl``) is read by the allowlist
-  unpickler of :mod:`xpnn.safe_pickle`, which never runs code from the file;
-  it holds arrays only, so the book's settings apply (sigmoid, softmax,
-  input scale 1).
-
-A file the user names (``load_weights(path)``, ``--weights``) is the user's
-own and is not pinned; the book's ``sample_weight.pkl`` loaded from the data
-directory by :func:`pretrained_network` is checked against its SHA-256 on
-every use (the bytes hashed are the bytes parsed). Arrays in any byte order
-are accepted and converted to the native one. Every malformed or unsafe file
-raises :class:`xpnn.WeightsError`; files are written atomically.
+Safetensors metadata (``xpnn.hidden``, ...) and the ``.npz`` member ``__xpnn__``
+(JSON) record every setting that changes the output; each is checked strictly.
+An ``.npz`` is read by ``numpy.load(allow_pickle=False)`` after a check of its
+zip directory bounds what can be inflated: ``.npy`` members only, none
+encrypted, repeated or overlapping, each header agreeing with its declared
+size, at most :data:`MAX_NPZ_RATIO` times the file plus :data:`NPZ_RATIO_SLACK`
+(and :data:`MAX_NPZ_BYTES`) in all. A ``.pkl`` is read by
+:mod:`xpnn.safe_pickle`, an ``.onnx`` by ``xpnn.onnx_import``; neither runs the
+file. User-named files are not pinned; the book's weights are checked against
+their SHA-256 on every use (the bytes hashed are the bytes parsed). Any byte
+order is accepted; every malformed or unsafe file raises :class:`xpnn.WeightsError`.
 """
 
 from __future__ import annotations
 
-import io
+import importlib
+import itertools
 import json
 import math
 import os
+import re
+import struct
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from ._files import atomic_write
-from .backends import to_numpy
+from .backends import FLOAT_DTYPES
 from .download import RemoteFile, data_home, ensure_files, read_verified
-from .errors import BackendError, WeightsError
+from .errors import WeightsError, XpnnError, check_choice
 from .network import Network
 from .safe_pickle import load_weight_pickle, loads_weight_pickle
 
 __all__ = ["convert_pickle", "load_weights", "pretrained_network", "save_weights"]
 
-#: The book's pretrained 784-50-100-10 sigmoid network, published (the same
-#: file) with the Japanese original and the Korean edition.
+#: The book's pretrained 784-50-100-10 network, as published with both editions.
 BOOK_WEIGHTS = RemoteFile(
     "sample_weight.pkl",
     "b7f55a27988ba34c3777b0f1bbd464817c8a4db855723e6ff26f703501917a13",
-    (
-        "https://raw.githubusercontent.com/oreilly-japan/deep-learning-from-scratch/master/ch03/sample_weight.pkl",
-        "https://raw.githubusercontent.com/WegraLee/deep-learning-from-scratch/master/ch03/sample_weight.pkl",
+    tuple(
+        f"https://raw.githubusercontent.com/{repo}/deep-learning-from-scratch/master/ch03/sample_weight.pkl"
+        for repo in ("oreilly-japan", "WegraLee")
     ),
     181853,
 )
 
-#: Largest total of array bytes an ``.npz`` may declare.
-MAX_NPZ_BYTES = 1 << 30
-#: Largest compression ratio of an ``.npz`` member (weights barely compress) ...
-MAX_NPZ_RATIO = 64
-#: ... above this size (small members may compress better).
-NPZ_RATIO_SLACK = 1 << 16
-#: Most members in an ``.npz``.
-MAX_NPZ_MEMBERS = 4096
+MAX_NPZ_BYTES = 1 << 30  #: Most bytes all members of an ``.npz`` may declare ...
+MAX_NPZ_RATIO = 64  #: ... and at most this many times the file's size ...
+NPZ_RATIO_SLACK = 1 << 16  #: ... plus this much.
+MAX_NPZ_MEMBERS = 4096  #: Most members in an ``.npz``.
 
-_SETTINGS = ("hidden", "output", "input_scale", "dtype", "layer_sizes")
-_META_PREFIX = "xpnn."  # safetensors metadata keys: xpnn.hidden, ...
-_NPZ_META = "__xpnn__"  # the .npz member with the settings as JSON
-_MAX_META_CHARS = 1 << 16
-_NPY_HEADER_BYTES = 1 << 14
-
-
-# -- reading ------------------------------------------------------------------
+# TODO: take these from xpnn.network once it exports its tables of names.
+_CHOICES = {
+    "hidden": (("sigmoid", "relu", "tanh", "identity"), "hidden activation"),
+    "output": (("identity", "softmax"), "output function"),
+    "dtype": (FLOAT_DTYPES, "dtype"),
+}
+_NUMBER = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
+_SIZES = re.compile(r"[1-9][0-9]{0,9}(,[1-9][0-9]{0,9})*")
+_META = "xpnn."  # safetensors metadata prefix
+_NPZ_META = "__xpnn__"
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     try:
         from safetensors import safe_open
-    except ImportError:
-        raise WeightsError(
-            f"{path}: reading .safetensors needs safetensors (pip install 'xpnn[data]')"
-        ) from None
-    try:
+
         with safe_open(str(path), framework="numpy") as f:
-            metadata = f.metadata() or {}
+            meta = f.metadata() or {}
             arrays = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118
-    except Exception as err:  # SafetensorError, OSError, ValueError ...
+    except Exception as err:  # ImportError, SafetensorError, OSError, ValueError ...
         raise WeightsError(f"{path}: malformed safetensors file ({err})") from None
-    settings = {
-        key.removeprefix(_META_PREFIX): value
-        for key, value in metadata.items()
-        if key.startswith(_META_PREFIX)
-    }
-    return arrays, settings
+    return arrays, {k[len(_META) :]: v for k, v in meta.items() if k.startswith(_META)}
 
 
-def _npz_members(archive: zipfile.ZipFile, path: Path) -> list[tuple[str, zipfile.ZipInfo]]:
-    """Check the archive's directory before anything is decompressed."""
-    infos = archive.infolist()
-    if len(infos) > MAX_NPZ_MEMBERS:
-        raise WeightsError(f"{path}: {len(infos)} members, over the limit of {MAX_NPZ_MEMBERS}")
-    members: list[tuple[str, zipfile.ZipInfo]] = []
-    seen: set[str] = set()
-    total = 0
-    for info in infos:
-        name = info.filename
-        if info.is_dir() or not name.endswith(".npy"):
-            raise WeightsError(f"{path}: member {name!r} is not a .npy array")
-        key = name[: -len(".npy")]
-        if key in seen:
-            raise WeightsError(f"{path}: member {name!r} appears twice")
-        seen.add(key)
-        if info.flag_bits & 0x1:
-            raise WeightsError(f"{path}: member {name!r} is encrypted")
-        if info.file_size > MAX_NPZ_RATIO * info.compress_size + NPZ_RATIO_SLACK:
-            raise WeightsError(
-                f"{path}: member {name!r} declares {info.file_size} bytes from "
-                f"{info.compress_size} compressed, over the {MAX_NPZ_RATIO}:1 ratio weights "
-                "can have (a compression bomb?)"
+def _check_npz(f: IO[bytes], path: Path) -> None:
+    """Refuse an archive whose members could inflate to more than the file honestly holds."""
+    with zipfile.ZipFile(f) as archive:
+        infos = archive.infolist()
+        if len(infos) > MAX_NPZ_MEMBERS:
+            raise WeightsError(f"{path}: {len(infos)} members, over the limit of {MAX_NPZ_MEMBERS}")
+        ranges = []
+        for i, info in enumerate(infos):
+            name = info.filename
+            if info.is_dir() or not name.endswith(".npy"):
+                raise WeightsError(f"{path}: member {name!r} is not a .npy array")
+            if any(other.filename == name for other in infos[:i]):
+                raise WeightsError(f"{path}: member {name!r} appears twice")
+            if info.flag_bits & 0x1:
+                raise WeightsError(f"{path}: member {name!r} is encrypted")
+            f.seek(info.header_offset)  # the local header gives its own name and extra lengths
+            local = f.read(30).ljust(30, b"\0")
+            end = (
+                info.header_offset + 30 + sum(struct.unpack("<HH", local[26:])) + info.compress_size
             )
-        total += info.file_size
-        if total > MAX_NPZ_BYTES:
-            raise WeightsError(f"{path}: members declare over {MAX_NPZ_BYTES} bytes in all")
-        members.append((key, info))
-    return members
-
-
-def _parse_npy(raw: bytes, name: str, allow_text: bool) -> np.ndarray:
-    """An owned array from a whole ``.npy`` in memory; numbers only (or text for metadata)."""
-    stream = io.BytesIO(raw[:_NPY_HEADER_BYTES])
-    version = np.lib.format.read_magic(stream)
-    if version == (1, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
-    elif version == (2, 0):
-        shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
-    else:
-        raise ValueError(f"unsupported .npy format version {version}")
-    kinds = "biufU" if allow_text else "biuf"
-    if dtype.kind not in kinds or dtype.hasobject or dtype.fields or dtype.subdtype:
-        raise ValueError(f"{name} has dtype {dtype}; weights are plain numbers")
-    offset = stream.tell()
-    count = math.prod(shape)
-    if len(raw) - offset != count * dtype.itemsize:
-        raise ValueError(
-            f"{name} holds {len(raw) - offset} data bytes but its header declares "
-            f"shape {shape} of {dtype}"
-        )
-    flat = np.frombuffer(raw, dtype=dtype, count=count, offset=offset)
-    return flat.reshape(shape, order="F" if fortran else "C").copy(order="C")
+            ranges.append((info.header_offset, end, name))
+        for (_, end, first), (start, _, second) in itertools.pairwise(sorted(ranges)):
+            if start < end:
+                raise WeightsError(
+                    f"{path}: members {first!r} and {second!r} overlap (a zip bomb?)"
+                )
+        total, size = sum(i.file_size for i in infos), os.fstat(f.fileno()).st_size
+        if total > min(MAX_NPZ_BYTES, MAX_NPZ_RATIO * size + NPZ_RATIO_SLACK):
+            raise WeightsError(
+                f"{path}: members declare {total} bytes in a {size}-byte file, over the "
+                f"{MAX_NPZ_RATIO}:1 ratio (+{NPZ_RATIO_SLACK}, at most {MAX_NPZ_BYTES}) of weights"
+            )
+        for info in infos:  # numpy allocates what a header declares: it must fit the member
+            with archive.open(info) as member:
+                major, minor = np.lib.format.read_magic(member)
+                if (major, minor) not in ((1, 0), (2, 0)):
+                    raise ValueError(f"unsupported .npy format version {major}.{minor}")
+                shape, _, dtype = getattr(np.lib.format, f"read_array_header_{major}_0")(member)
+                needed = member.tell() + math.prod(shape) * dtype.itemsize
+            if needed != info.file_size:
+                raise WeightsError(
+                    f"{path}: malformed .npz file: {info.filename!r} declares {info.file_size} "
+                    f"bytes but its header {shape} of {dtype} needs {needed}"
+                )
 
 
 def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    arrays: dict[str, np.ndarray] = {}
     try:
-        with open(path, "rb") as f, zipfile.ZipFile(f) as archive:
-            for key, info in _npz_members(archive, path):
-                with archive.open(info) as member:
-                    raw = member.read(info.file_size + 1)  # never past the declared size
-                if len(raw) != info.file_size:
-                    raise ValueError(f"{info.filename} is shorter than declared")
-                arrays[key] = _parse_npy(raw, info.filename, allow_text=key == _NPZ_META)
+        with open(path, "rb") as f:
+            _check_npz(f, path)
+            f.seek(0)
+            with np.load(f, allow_pickle=False) as archive:
+                arrays = {key: archive[key] for key in archive.files}
+        text = arrays.pop(_NPZ_META, np.array("{}"))
+        settings = json.loads(str(text[()])) if text.shape == () and text.dtype.kind == "U" else 0
+        if not isinstance(settings, dict) or not all(isinstance(v, str) for v in settings.values()):
+            raise ValueError(f"the {_NPZ_META} member is not a JSON object of strings")
     except WeightsError:
         raise
-    except Exception as err:  # BadZipFile, CRC errors, bad headers, OSError ...
+    except Exception as err:  # BadZipFile, CRC errors, bad headers, OSError, MemoryError ...
         raise WeightsError(f"{path}: malformed .npz file ({type(err).__name__}: {err})") from None
-    settings: dict[str, str] = {}
-    if _NPZ_META in arrays:
-        text = arrays.pop(_NPZ_META)
-        try:
-            if text.shape != () or text.dtype.kind != "U" or text.itemsize > 4 * _MAX_META_CHARS:
-                raise ValueError("not one short string")
-            loaded = json.loads(str(text[()]))
-            if not isinstance(loaded, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in loaded.items()
-            ):
-                raise ValueError("not an object of strings")
-        except (ValueError, RecursionError) as err:
-            raise WeightsError(f"{path}: malformed {_NPZ_META} settings ({err})") from None
-        settings = loaded
     return arrays, settings
 
 
-def read_weight_arrays(
-    path: str | os.PathLike[str],
-) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Return ``(arrays, settings)`` from a weights file, by its extension.
+def _read_onnx(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    try:
+        module = importlib.import_module(".onnx_import", __package__)
+    except ModuleNotFoundError as err:
+        if err.name != f"{__package__}.onnx_import":
+            raise
+        raise WeightsError(f"{path}: reading .onnx needs the module xpnn.onnx_import") from None
+    arrays, found = module.read_onnx(path)
+    hidden = found["hidden"]
+    return arrays, {**found, "hidden": hidden if isinstance(hidden, str) else ",".join(hidden)}
 
-    Arrays are in native byte order; ``settings`` holds the recorded settings
-    as text (empty for ``.pkl`` and files written by other tools).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such weights file")
-    suffix = path.suffix.lower()
-    if suffix == ".safetensors":
-        arrays, settings = _read_safetensors(path)
-    elif suffix == ".npz":
-        arrays, settings = _read_npz(path)
-    elif suffix == ".pkl":
-        arrays, settings = load_weight_pickle(path), {}
-    else:
-        raise WeightsError(f"{path}: unknown weights format; use .safetensors, .npz or .pkl")
-    return _native(arrays), settings
+
+def _read_pickle(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    return load_weight_pickle(path), {}
+
+
+_READERS = {".safetensors": _read_safetensors, ".npz": _read_npz, ".pkl": _read_pickle}
+_READERS[".onnx"] = _read_onnx
+
+
+def _parse_settings(recorded: dict[str, str], source: str) -> dict[str, Any]:
+    """Check and convert recorded settings strictly; unknown keys are ignored (newer writers)."""
+    out: dict[str, Any] = {}
+    for key, value in recorded.items():
+        try:
+            if key in _CHOICES:
+                options, what = _CHOICES[key]
+                parts = value.split(",") if key == "hidden" else [value]
+                names = tuple(check_choice(n, options, what) for n in parts)
+                out[key] = names[0] if len(names) == 1 else names
+            elif key == "input_scale":
+                out[key] = float(value) if _NUMBER.fullmatch(value) else math.nan
+                if not (math.isfinite(out[key]) and out[key] > 0):
+                    raise ValueError("not a finite number > 0, such as 0.00392156862745098")
+            elif key == "layer_sizes":
+                if not _SIZES.fullmatch(value):
+                    raise ValueError("not positive integers separated by commas, as 784,50,10")
+                out[key] = tuple(int(n) for n in value.split(","))
+        except ValueError as err:
+            raise WeightsError(
+                f"{source}: malformed recorded setting {key}={value!r}: {err}"
+            ) from None
+    return out
 
 
 def _native(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v.astype(v.dtype.newbyteorder("="), copy=False) for k, v in arrays.items()}
 
 
-def _parse_settings(settings: dict[str, str], source: str) -> dict[str, Any]:
-    """Check and convert recorded settings; unknown keys are ignored (newer writers)."""
-    out: dict[str, Any] = {}
-    try:
-        for key in ("hidden", "output", "dtype"):
-            if key in settings:
-                out[key] = str(settings[key])
-        if "input_scale" in settings:
-            scale = float(settings["input_scale"])
-            if not (math.isfinite(scale) and scale > 0):
-                raise ValueError(f"input_scale {settings['input_scale']!r}")
-            out["input_scale"] = scale
-        if "layer_sizes" in settings:
-            out["layer_sizes"] = tuple(int(n) for n in settings["layer_sizes"].split(","))
-    except (ValueError, TypeError, AttributeError) as err:
-        raise WeightsError(f"{source}: malformed recorded setting ({err})") from None
-    return out
-
-
 def _build(
-    arrays: dict[str, np.ndarray],
-    settings: dict[str, Any],
-    source: str,
-    *,
-    backend: str | None,
-    device: Any,
-    dtype: str | None,
-    hidden: str | None,
-    output: str | None,
-    input_scale: float | None,
+    arrays: dict[str, np.ndarray], settings: dict[str, Any], source: str, **given: Any
 ) -> Network:
+    """The network from checked arrays; the ``given`` settings that are not None win."""
     for name, arr in arrays.items():
         if arr.dtype.kind != "f":
             raise WeightsError(f"{source}: {name} has dtype {arr.dtype}, not real floating")
         if 0 in arr.shape:
             raise WeightsError(f"{source}: {name} has shape {arr.shape}: a layer without units")
+    chosen: dict[str, Any] = dict(hidden="sigmoid", output="softmax", dtype=None, input_scale=1.0)
+    chosen |= {k: v for k, v in settings.items() if k in chosen}
+    chosen |= {k: v for k, v in given.items() if v is not None}
     try:
-        network = Network(
-            arrays,
-            hidden=hidden or settings.get("hidden", "sigmoid"),
-            output=output or settings.get("output", "softmax"),
-            backend=backend,
-            device=device,
-            dtype=dtype or settings.get("dtype"),
-            input_scale=settings.get("input_scale", 1.0) if input_scale is None else input_scale,
-        )
+        network = Network(_native(arrays), **chosen)
+    except XpnnError:
+        raise
     except (ValueError, TypeError) as err:
-        if isinstance(err, (WeightsError, BackendError)):
-            raise
         raise WeightsError(f"{source}: {err}") from None
-    recorded = settings.get("layer_sizes")
-    if recorded is not None and recorded != network.layer_sizes:
+    recorded = settings.get("layer_sizes", network.layer_sizes)
+    if recorded != network.layer_sizes:
         raise WeightsError(
             f"{source}: the arrays make a {'-'.join(map(str, network.layer_sizes))} network "
             f"but the file records {'-'.join(map(str, recorded))}"
@@ -274,111 +224,61 @@ def load_weights(
     backend: str | None = None,
     device: Any = None,
     dtype: str | None = None,
-    hidden: str | None = None,
+    hidden: str | Sequence[str] | None = None,
     output: str | None = None,
     input_scale: float | None = None,
 ) -> Network:
-    """Build a :class:`~xpnn.Network` from a weights file.
+    """Build a :class:`~xpnn.Network` from a weights file, read as data (never run).
 
     Parameters
     ----------
     path : path-like
-        ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``.
-        The file is the caller's: it is read as data (never run) but not pinned.
+        ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``,
+        or an ``.onnx`` MLP. The file is the caller's: checked, not pinned.
     backend, device
         Where the network lives (see :class:`~xpnn.Network`).
-    dtype : str or None
-        Compute dtype; by default the one recorded in the file, else the
-        arrays' own.
-    hidden, output : str or None
-        Override the activation and output function; by default those
-        recorded in the file, else the book's ``sigmoid`` and ``softmax``.
-    input_scale : float or None
-        Override the input scale; by default the recorded one, else 1.
+    dtype, hidden, output, input_scale
+        Override the recorded settings; by default those, else the arrays'
+        dtype, the book's ``sigmoid`` and ``softmax``, and scale 1.
 
     Raises
     ------
     WeightsError
-        Unreadable, malformed or unsafe file, inconsistent layer shapes, a
-        layer without units, or recorded layer sizes the arrays do not match.
+        An unreadable, malformed or unsafe file, inconsistent or empty layers,
+        malformed recorded settings or settings the arrays do not match.
 
     Examples
     --------
     >>> import tempfile, pathlib, xpnn
-    >>> path = pathlib.Path(tempfile.mkdtemp()) / "chapter.safetensors"
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "chapter.npz"
     >>> xpnn.save_weights(xpnn.init_network(dtype="float64"), path)
     >>> load_weights(path).forward([1.0, 0.5])
     array([0.31682708, 0.69627909])
     """
-    arrays, recorded = read_weight_arrays(path)
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such weights file")
+    suffix = path.suffix.lower()
+    if suffix not in _READERS:
+        raise WeightsError(f"{path}: unknown weights format; use .safetensors, .npz, .pkl or .onnx")
+    arrays, recorded = _READERS[suffix](path)
+    given = {"dtype": dtype, "hidden": hidden, "output": output, "input_scale": input_scale}
     settings = _parse_settings(recorded, str(path))
-    return _build(
-        arrays,
-        settings,
-        str(path),
-        backend=backend,
-        device=device,
-        dtype=dtype,
-        hidden=hidden,
-        output=output,
-        input_scale=input_scale,
-    )
-
-
-# -- writing ------------------------------------------------------------------
-
-
-def network_settings(network: Network) -> dict[str, str]:
-    """Every setting that changes ``network``'s output, as text.
-
-    Examples
-    --------
-    >>> import xpnn
-    >>> network_settings(xpnn.init_network().to(input_scale=0.5))["input_scale"]
-    '0.5'
-    """
-    return {
-        "hidden": network.hidden if isinstance(network.hidden, str) else ",".join(network.hidden),
-        "output": network.output,
-        "input_scale": repr(network.input_scale),  # repr round-trips a float exactly
-        "dtype": network.dtype_name,
-        "layer_sizes": ",".join(str(n) for n in network.layer_sizes),
-    }
-
-
-def _arrays_as_built(network: Network) -> dict[str, np.ndarray]:
-    """The host arrays the network was built from, in their own precision.
-
-    Saving these (not :attr:`Network.params`, which are cast to the compute
-    dtype) lets :func:`load_weights` fold the input scale into ``W1`` from the
-    very same numbers, so the loaded network's output is bit for bit the same.
-    """
-    host = getattr(network, "_host", None)
-    if host is None:  # a Network without host copies: its parameters as they are
-        return {k: np.ascontiguousarray(to_numpy(v)) for k, v in network.params.items()}
-    arrays: dict[str, np.ndarray] = {}
-    for i, (w, b) in enumerate(host, start=1):
-        arrays[f"W{i}"] = np.ascontiguousarray(w)
-        arrays[f"b{i}"] = np.ascontiguousarray(b)
-    return arrays
+    return _build(arrays, settings, str(path), backend=backend, device=device, **given)
 
 
 def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
-    """Write a network to ``.safetensors`` or ``.npz`` with every setting that changes its output.
+    """Write ``network`` to ``.safetensors`` or ``.npz``, atomically, with all its settings.
 
-    The weights (as the network was built from them, in their own precision)
-    and the hidden activation, output function, input scale, dtype and layer
-    sizes are written, so :func:`load_weights` rebuilds a network whose output
-    is bit for bit the same.
-    ``.pkl`` cannot hold the settings and is refused. The file is written to
-    an unpredictably named temporary in the same directory and renamed over
-    ``path``; on any failure (Ctrl-C included) nothing is left behind and an
-    existing ``path`` is unchanged.
+    The weights as built (in their own precision) and the hidden activations,
+    output function, input scale, dtype and layer sizes are written, so
+    :func:`load_weights` gives a network whose output is bit for bit the same.
+    On any failure an existing ``path`` is unchanged and nothing is left behind.
 
     Raises
     ------
     WeightsError
-        Another extension.
+        Another extension (``.pkl`` cannot hold the settings).
     OSError
         The directory is missing or unwritable, the disk is full ...
     """
@@ -389,28 +289,27 @@ def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
             f"{path}: save weights as .safetensors or .npz (a .pkl cannot record the "
             "network's settings and would need pickle to read)"
         )
-    arrays = _arrays_as_built(network)
-    settings = network_settings(network)
+    arrays = {k: np.ascontiguousarray(v) for k, v in _native(network.host_params()).items()}
+    hidden = network.hidden
+    settings = {
+        "hidden": hidden if isinstance(hidden, str) else ",".join(hidden),
+        "output": network.output,
+        "input_scale": repr(network.input_scale),  # repr round-trips a float exactly
+        "dtype": network.dtype_name,
+        "layer_sizes": ",".join(map(str, network.layer_sizes)),
+    }
     if suffix == ".safetensors":
         from safetensors.numpy import save
 
-        metadata = {_META_PREFIX + key: value for key, value in settings.items()}
-        atomic_write(path, save(arrays, metadata=metadata))
+        atomic_write(path, save(arrays, metadata={_META + k: v for k, v in settings.items()}))
     else:
-        buffer = io.BytesIO()
-        savez: Any = np.savez  # its **arrays are not typable
-        savez(buffer, **arrays, **{_NPZ_META: np.array(json.dumps(settings))})
-        atomic_write(path, buffer.getbuffer())
+        members = {**arrays, _NPZ_META: np.array(json.dumps(settings))}
+        atomic_write(path, lambda f: np.savez(f, **members))  # type: ignore[arg-type]
 
 
 def convert_pickle(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Convert a book-style ``.pkl`` (read safely) into a ``.safetensors`` or ``.npz`` file.
-
-    The book's network is recorded as sigmoid hidden layers with a softmax output.
-    """
-    arrays = _native(load_weight_pickle(source))
-    network = Network(arrays, output="softmax", dtype=None)
-    save_weights(network, target)
+    """Convert a book-style ``.pkl`` (read safely) to ``.safetensors`` or ``.npz``."""
+    save_weights(Network(_native(load_weight_pickle(source)), output="softmax"), target)
     return Path(target)
 
 
@@ -425,29 +324,18 @@ def pretrained_network(
 ) -> Network:
     """Return the book's pretrained MNIST network (784-50-100-10, sigmoid, softmax).
 
-    ``sample_weight.pkl`` is looked for (or downloaded) like the MNIST files,
-    read once, checked against its pinned SHA-256 every time, and those same
-    bytes are read by the allowlist unpickler. Use ``input_scale=1/255`` to
-    feed raw uint8 pixels.
+    ``sample_weight.pkl`` is found (or downloaded) like the MNIST files, read
+    once, checked against its pinned SHA-256 every time, and those same bytes
+    are parsed. ``input_scale=1/255`` feeds raw uint8 pixels.
 
     Raises
     ------
     DataError
-        The file is missing and cannot be downloaded, or is not the book's
-        (SHA-256 mismatch).
+        The file is missing and cannot be downloaded, or is not the book's.
     """
     directory = data_home(data_dir)
     path = ensure_files([BOOK_WEIGHTS], directory, download=download)[BOOK_WEIGHTS.name]
     data, _ = read_verified(BOOK_WEIGHTS, path)
-    arrays = _native(loads_weight_pickle(data, str(path)))
-    return _build(
-        arrays,
-        {},
-        str(path),
-        backend=backend,
-        device=device,
-        dtype=dtype,
-        hidden="sigmoid",
-        output="softmax",
-        input_scale=input_scale,
-    )
+    arrays = loads_weight_pickle(data, str(path))
+    given = {"hidden": "sigmoid", "output": "softmax", "input_scale": input_scale}
+    return _build(arrays, {}, str(path), backend=backend, device=device, dtype=dtype, **given)

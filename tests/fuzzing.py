@@ -1,7 +1,7 @@
 """Inputs for fuzzing the file readers: valid seeds, mutations, floods and bombs.
 
-Used by ``scripts/fuzz.py`` and the test suite; nothing here reads or writes
-files, everything returns bytes.
+Used by the test suite (the long fuzz run of ``tests/test_fuzz.py`` included);
+nothing here reads or writes files, everything returns bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pickletools
 import random
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "largest_cases",
     "mutate",
     "npz_bomb",
+    "npz_overlap_bomb",
     "numpy1_spelling",
     "seed_files",
 ]
@@ -192,6 +194,68 @@ def npz_bomb(uncompressed: int, *, name: str = "W1.npy", declare: int | None = N
     if declare is not None:
         data = _declare_size(data, declare)
     return data
+
+
+def npz_overlap_bomb(members: int, kernel: int) -> bytes:
+    """An ``.npz`` of stored members whose data ranges overlap: each holds all that follow.
+
+    Member ``i``'s data is its ``.npy`` header (``uint8``, one dimension)
+    followed by member ``i+1``'s local header and data, and so on down to
+    ``kernel`` zero bytes shared by all, so a file of about ``kernel`` bytes
+    makes ``members`` arrays of about ``kernel`` bytes each. Every CRC and
+    size is right, and no member is compressed at all.
+    """
+    names = [f"a{i}.npy".encode() for i in range(members)]
+    local = [
+        struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(n), 0) + n
+        for n in names
+    ]
+    headers: list[bytes] = [b""] * members
+    rest = kernel  # bytes after member i's .npy header
+    for i in reversed(range(members)):
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "|u1", "fortran_order": False, "shape": (rest,)}
+        )
+        headers[i] = header.getvalue()
+        rest += len(headers[i]) + len(local[i])
+    pieces = [piece for pair in zip(local, headers, strict=True) for piece in pair]
+    pieces.append(bytes(kernel))
+    body = b"".join(pieces)
+    central, offset = [], 0
+    for i, name in enumerate(names):
+        start = offset + len(local[i])
+        data = memoryview(body)[start:]
+        crc = zlib.crc32(data)
+        central.append(
+            struct.pack(
+                "<4s6H3I5H2I",
+                b"PK\x01\x02",
+                20,
+                20,
+                0,
+                0,
+                0,
+                0,
+                crc,
+                len(data),
+                len(data),
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + name
+        )
+        offset = start + len(headers[i])
+    directory = b"".join(central)
+    end = struct.pack(
+        "<4s4H2IH", b"PK\x05\x06", 0, 0, members, members, len(directory), len(body), 0
+    )
+    return body + directory + end
 
 
 def _declare_size(data: bytes, size: int) -> bytes:
