@@ -53,43 +53,32 @@ def _check(ok: object, message: str) -> None:
         raise WeightsError(message)
 
 
-def _plain(dt: np.dtype[Any], n: int) -> bool:
-    return dt.kind in "biuf" and not (dt.hasobject or dt.fields or dt.subdtype) and dt.itemsize == n
-
-
 class _DtypeSpec:
     """Stands for ``numpy.dtype(code)``; ``BUILD`` may set its byte order, once."""
 
-    def __init__(self, code: str) -> None:
+    def __init__(self, code: Any, align: Any = False, copy: Any = True) -> None:
+        _check(isinstance(code, str) and _DTYPE_CODE.match(code), f"refused dtype code {code!r}")
+        flags_ok = all(type(flag) in (bool, int) and flag in (0, 1) for flag in (align, copy))
+        _check(flags_ok, f"refused dtype arguments {align!r}, {copy!r}")  # NumPy 1 wrote 0 and 1
         self.code, self.order, self.built = code, "=", False
 
     def __setstate__(self, state: Any) -> None:
-        # (version, byteorder, subarray, names, fields, elsize, alignment, flags[, metadata])
+        # NumPy's state of a plain dtype: (3, byteorder, None, None, None, -1, -1, 0), or version
+        # 4 with metadata None; sub-arrays, fields, sizes, flags (objects), metadata are refused.
         _check(not self.built, "refused a dtype whose state is set twice")
-        _check(isinstance(state, tuple) and len(state) in (8, 9), "refused a dtype state")
-        version, order, subarray, names, fields, elsize, alignment, flags = state[:8]
-        _check((version, len(state)) in ((3, 8), (4, 9)), f"refused dtype version {version!r}")
-        _check(len(state) == 8 or state[8] is None, "refused a dtype with metadata")
-        _check(order in ("<", ">", "=", "|"), f"refused dtype byte order {order!r}")
-        _check((subarray, names, fields) == (None,) * 3, "refused a structured or sub-array dtype")
-        _check(type(flags) is int and flags == 0, f"refused dtype flags {flags!r} (objects)")
-        size = np.dtype(self.code).itemsize
-        for name, value in (("size", elsize), ("alignment", alignment)):
-            _check(type(value) is int and value in (-1, size), f"refused dtype {name} {value!r}")
-        _check(order != "|" or size == 1, f"refused byte order '|' for the {size}-byte {self.code}")
-        self.order, self.built = order, True
+        orders = "<>=|" if np.dtype(self.code).itemsize == 1 else "<>="
+        plain = [
+            (v, o, None, None, None, -1, -1, 0, *m)
+            for v, m in ((3, ()), (4, (None,)))
+            for o in orders
+        ]
+        simple = isinstance(state, tuple) and all(type(x) in (int, str, type(None)) for x in state)
+        _check(simple and state in plain, f"refused dtype state {state!r:.80}")
+        self.order, self.built = state[1], True
 
     def dtype(self) -> np.dtype[Any]:
-        """The checked dtype this stands for, in its byte order."""
-        base = np.dtype(self.code)
+        base: np.dtype[Any] = np.dtype(self.code)
         return base if self.order == "|" else base.newbyteorder(self.order)  # type: ignore[arg-type]
-
-
-def _dtype(code: Any, align: Any = False, copy: Any = True) -> _DtypeSpec:
-    _check(isinstance(code, str) and _DTYPE_CODE.match(code), f"refused dtype code {code!r}")
-    flags_ok = all(type(flag) in (bool, int) and flag in (0, 1) for flag in (align, copy))
-    _check(flags_ok, f"refused dtype arguments {align!r}, {copy!r}")  # NumPy 1 wrote 0 and 1
-    return _DtypeSpec(code)
 
 
 def _array(raw: Any, spec: Any, shape: Any, fortran: Any) -> np.ndarray:
@@ -105,7 +94,7 @@ def _array(raw: Any, spec: Any, shape: Any, fortran: Any) -> np.ndarray:
     need = math.prod(shape) * dtype.itemsize
     _check(len(raw) == need, f"array data has {len(raw)} bytes but {shape} of {dtype} needs {need}")
     out = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
-    _check(out.dtype == dtype and _plain(out.dtype, dtype.itemsize), f"refused dtype {out.dtype}")
+    _check(out.dtype == dtype and out.dtype.kind in "biuf", f"refused dtype {out.dtype}")
     return out
 
 
@@ -113,9 +102,11 @@ _NDARRAY = type("ndarray", (), {})()  # stands for numpy.ndarray: for _reconstru
 
 
 class _ArrayBuilder:
-    """What ``_reconstruct`` returns: becomes an array when ``BUILD`` gives it NumPy's state."""
+    """Stands for ``_reconstruct(ndarray, ...)``: an array once ``BUILD`` gives its state."""
 
-    array: np.ndarray | None = None
+    def __init__(self, cls: Any, shape: Any, code: Any) -> None:
+        _check(cls is _NDARRAY, f"refused array subclass {cls!r}")
+        self.array: np.ndarray | None = None
 
     def __setstate__(self, state: Any) -> None:
         _check(self.array is None, "refused an array whose state is set twice")
@@ -124,11 +115,6 @@ class _ArrayBuilder:
         _check(isinstance(state, tuple) and len(state) == 4, "refused an array state")
         shape, spec, fortran, raw = state
         self.array = _array(raw, spec, shape, fortran)
-
-
-def _reconstruct(cls: Any, shape: Any, code: Any) -> _ArrayBuilder:
-    _check(cls is _NDARRAY, f"refused array subclass {cls!r}")
-    return _ArrayBuilder()
 
 
 def _frombuffer(buffer: Any, spec: Any, shape: Any, order: Any) -> np.ndarray:
@@ -147,11 +133,11 @@ def _encode(text: Any, encoding: Any = "utf-8") -> bytes:  # how protocol 2 stor
 
 
 _ALLOWED: dict[tuple[str, str], Any] = {
-    **{(f"numpy.{core}.multiarray", "_reconstruct"): _reconstruct for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _ArrayBuilder for core in ("core", "_core")},
     **{(f"numpy.{core}.numeric", "_frombuffer"): _frombuffer for core in ("core", "_core")},
     **{(module, "bytes"): _bytes for module in ("builtins", "__builtin__")},
     ("numpy", "ndarray"): _NDARRAY,
-    ("numpy", "dtype"): _dtype,
+    ("numpy", "dtype"): _DtypeSpec,
     ("_codecs", "encode"): _encode,
 }
 

@@ -1,16 +1,16 @@
 """Network weights: ``.safetensors`` (native), ``.npz``, ``.onnx`` and the book's ``.pkl``.
 
-Safetensors metadata (``xpnn.hidden``, ...) and the ``.npz`` member ``__xpnn__``
-(JSON) record every setting that changes the output; each is checked strictly.
-An ``.npz`` is read by ``numpy.load(allow_pickle=False)`` after a check of its
-zip directory bounds what can be inflated: ``.npy`` members only, none
-encrypted, repeated or overlapping, each header agreeing with its declared
-size, at most :data:`MAX_NPZ_RATIO` times the file plus :data:`NPZ_RATIO_SLACK`
-(and :data:`MAX_NPZ_BYTES`) in all. A ``.pkl`` is read by
-:mod:`xpnn.safe_pickle`, an ``.onnx`` by ``xpnn.onnx_import``; neither runs the
-file. User-named files are not pinned; the book's weights are checked against
-their SHA-256 on every use (the bytes hashed are the bytes parsed). Any byte
-order is accepted; every malformed or unsafe file raises :class:`xpnn.WeightsError`.
+Safetensors metadata (``xpnn.hidden``, ...) or the ``.npz`` member ``__xpnn__``
+(JSON) record every setting that changes the output, each checked strictly. An
+``.npz`` goes to ``numpy.load(allow_pickle=False)`` once its zip directory shows
+that no more can be inflated than the file holds: ``.npy`` members only, none
+encrypted, repeated or overlapping, headers that agree with the declared sizes,
+and in all at most :data:`MAX_NPZ_RATIO` times the file (plus
+:data:`NPZ_RATIO_SLACK`, at most :data:`MAX_NPZ_BYTES`). ``.pkl`` goes to
+:mod:`xpnn.safe_pickle`, ``.onnx`` to ``xpnn.onnx_import``; none runs the file.
+The book's weights are checked against their SHA-256 on every use (the bytes
+hashed are the bytes parsed). Any byte order is accepted; a malformed or unsafe
+file raises :class:`xpnn.WeightsError`.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from .backends import FLOAT_DTYPES
 from .download import RemoteFile, data_home, ensure_files, read_verified
 from .errors import WeightsError, XpnnError, check_choice
 from .network import Network
-from .safe_pickle import load_weight_pickle, loads_weight_pickle
+from .safe_pickle import _check, load_weight_pickle, loads_weight_pickle
 
 __all__ = ["convert_pickle", "load_weights", "pretrained_network", "save_weights"]
 
@@ -62,11 +62,12 @@ _CHOICES = {
 }
 _NUMBER = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
 _SIZES = re.compile(r"[1-9][0-9]{0,9}(,[1-9][0-9]{0,9})*")
-_META = "xpnn."  # safetensors metadata prefix
-_NPZ_META = "__xpnn__"
+_META, _NPZ_META = "xpnn.", "__xpnn__"  # safetensors metadata prefix, .npz member
+Arrays = dict[str, np.ndarray]
+Read = tuple[Arrays, dict[str, str]]
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _read_safetensors(path: Path) -> Read:
     try:
         from safetensors import safe_open
 
@@ -81,50 +82,33 @@ def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]
 def _check_npz(f: IO[bytes], path: Path) -> None:
     """Refuse an archive whose members could inflate to more than the file honestly holds."""
     with zipfile.ZipFile(f) as archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_NPZ_MEMBERS:
-            raise WeightsError(f"{path}: {len(infos)} members, over the limit of {MAX_NPZ_MEMBERS}")
-        ranges = []
-        for i, info in enumerate(infos):
-            name = info.filename
-            if info.is_dir() or not name.endswith(".npy"):
-                raise WeightsError(f"{path}: member {name!r} is not a .npy array")
-            if any(other.filename == name for other in infos[:i]):
-                raise WeightsError(f"{path}: member {name!r} appears twice")
-            if info.flag_bits & 0x1:
-                raise WeightsError(f"{path}: member {name!r} is encrypted")
-            f.seek(info.header_offset)  # the local header gives its own name and extra lengths
-            local = f.read(30).ljust(30, b"\0")
-            end = (
-                info.header_offset + 30 + sum(struct.unpack("<HH", local[26:])) + info.compress_size
-            )
-            ranges.append((info.header_offset, end, name))
-        for (_, end, first), (start, _, second) in itertools.pairwise(sorted(ranges)):
-            if start < end:
-                raise WeightsError(
-                    f"{path}: members {first!r} and {second!r} overlap (a zip bomb?)"
-                )
+        infos, ranges, names = archive.infolist(), [], set()
+        _check(len(infos) <= MAX_NPZ_MEMBERS, f"{path}: over {MAX_NPZ_MEMBERS} members")
+        for info in infos:
+            what = f"{path}: member {info.filename!r}"
+            _check(info.filename.endswith(".npy"), f"{what} is not a .npy array")
+            _check(info.filename not in names, f"{what} appears twice")
+            _check(not info.flag_bits & 1, f"{what} is encrypted")
+            names.add(info.filename)
+            f.seek(info.header_offset)  # the local header's own name and extra field lengths
+            start = info.header_offset + 30 + sum(struct.unpack("<HH", f.read(30)[26:]))
+            ranges.append((info.header_offset, start + info.compress_size, info.filename))
+        for (_, end, one), (start, _, other) in itertools.pairwise(sorted(ranges)):
+            _check(start >= end, f"{path}: members {one!r} and {other!r} overlap (a zip bomb?)")
         total, size = sum(i.file_size for i in infos), os.fstat(f.fileno()).st_size
-        if total > min(MAX_NPZ_BYTES, MAX_NPZ_RATIO * size + NPZ_RATIO_SLACK):
-            raise WeightsError(
-                f"{path}: members declare {total} bytes in a {size}-byte file, over the "
-                f"{MAX_NPZ_RATIO}:1 ratio (+{NPZ_RATIO_SLACK}, at most {MAX_NPZ_BYTES}) of weights"
-            )
+        bound = min(MAX_NPZ_BYTES, MAX_NPZ_RATIO * size + NPZ_RATIO_SLACK)
+        _check(total <= bound, f"{path}: {total} bytes declared in {size}, over the ratio {bound}")
         for info in infos:  # numpy allocates what a header declares: it must fit the member
             with archive.open(info) as member:
                 major, minor = np.lib.format.read_magic(member)
-                if (major, minor) not in ((1, 0), (2, 0)):
-                    raise ValueError(f"unsupported .npy format version {major}.{minor}")
+                _check((major, minor) in ((1, 0), (2, 0)), f"{path}: .npy {major}.{minor}")
                 shape, _, dtype = getattr(np.lib.format, f"read_array_header_{major}_0")(member)
-                needed = member.tell() + math.prod(shape) * dtype.itemsize
-            if needed != info.file_size:
-                raise WeightsError(
-                    f"{path}: malformed .npz file: {info.filename!r} declares {info.file_size} "
-                    f"bytes but its header {shape} of {dtype} needs {needed}"
-                )
+                need = member.tell() + math.prod(shape) * dtype.itemsize
+            what = f"{path}: malformed .npz file: {info.filename!r} declares {info.file_size} bytes"
+            _check(need == info.file_size, f"{what}, its header {shape} of {dtype} {need}")
 
 
-def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _read_npz(path: Path) -> Read:
     try:
         with open(path, "rb") as f:
             _check_npz(f, path)
@@ -142,19 +126,21 @@ def _read_npz(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return arrays, settings
 
 
-def _read_onnx(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _hidden_text(hidden: str | Sequence[str]) -> str:
+    return hidden if isinstance(hidden, str) else ",".join(hidden)
+
+
+def _read_onnx(path: Path) -> Read:
     try:
-        module = importlib.import_module(".onnx_import", __package__)
+        arrays, found = importlib.import_module(".onnx_import", __package__).read_onnx(path)
     except ModuleNotFoundError as err:
-        if err.name != f"{__package__}.onnx_import":
-            raise
-        raise WeightsError(f"{path}: reading .onnx needs the module xpnn.onnx_import") from None
-    arrays, found = module.read_onnx(path)
-    hidden = found["hidden"]
-    return arrays, {**found, "hidden": hidden if isinstance(hidden, str) else ",".join(hidden)}
+        missing = err.name == f"{__package__}.onnx_import"
+        _check(not missing, f"{path}: reading .onnx needs the module xpnn.onnx_import")
+        raise
+    return arrays, {**found, "hidden": _hidden_text(found["hidden"])}
 
 
-def _read_pickle(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+def _read_pickle(path: Path) -> Read:
     return load_weight_pickle(path), {}
 
 
@@ -171,50 +157,47 @@ def _parse_settings(recorded: dict[str, str], source: str) -> dict[str, Any]:
                 options, what = _CHOICES[key]
                 parts = value.split(",") if key == "hidden" else [value]
                 names = tuple(check_choice(n, options, what) for n in parts)
-                out[key] = names[0] if len(names) == 1 else names
+                out[key] = names if len(names) > 1 else names[0]
             elif key == "input_scale":
-                out[key] = float(value) if _NUMBER.fullmatch(value) else math.nan
-                if not (math.isfinite(out[key]) and out[key] > 0):
-                    raise ValueError("not a finite number > 0, such as 0.00392156862745098")
+                out[key] = float(value) if _NUMBER.fullmatch(value) else 0.0
+                _check(0 < out[key] < math.inf, "not a finite number > 0, as 0.00392156862745098")
             elif key == "layer_sizes":
-                if not _SIZES.fullmatch(value):
-                    raise ValueError("not positive integers separated by commas, as 784,50,10")
-                out[key] = tuple(int(n) for n in value.split(","))
-        except ValueError as err:
+                _check(
+                    _SIZES.fullmatch(value), "not positive integers joined by commas, as 784,50,10"
+                )
+                out[key] = tuple(map(int, value.split(",")))
+        except ValueError as err:  # WeightsError included
             raise WeightsError(
                 f"{source}: malformed recorded setting {key}={value!r}: {err}"
             ) from None
     return out
 
 
-def _native(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _native(arrays: Arrays) -> Arrays:
     return {k: v.astype(v.dtype.newbyteorder("="), copy=False) for k, v in arrays.items()}
 
 
-def _build(
-    arrays: dict[str, np.ndarray], settings: dict[str, Any], source: str, **given: Any
-) -> Network:
+def _build(arrays: Arrays, settings: dict[str, Any], source: str, **given: Any) -> Network:
     """The network from checked arrays; the ``given`` settings that are not None win."""
-    for name, arr in arrays.items():
-        if arr.dtype.kind != "f":
-            raise WeightsError(f"{source}: {name} has dtype {arr.dtype}, not real floating")
-        if 0 in arr.shape:
-            raise WeightsError(f"{source}: {name} has shape {arr.shape}: a layer without units")
+    for name, a in arrays.items():
+        _check(a.dtype.kind == "f", f"{source}: {name} has dtype {a.dtype}, not real floating")
+        _check(0 not in a.shape, f"{source}: {name} has shape {a.shape}: a layer without units")
     chosen: dict[str, Any] = dict(hidden="sigmoid", output="softmax", dtype=None, input_scale=1.0)
     chosen |= {k: v for k, v in settings.items() if k in chosen}
-    chosen |= {k: v for k, v in given.items() if v is not None}
     try:
-        network = Network(_native(arrays), **chosen)
+        network = Network(
+            _native(arrays), **chosen | {k: v for k, v in given.items() if v is not None}
+        )
     except XpnnError:
         raise
     except (ValueError, TypeError) as err:
         raise WeightsError(f"{source}: {err}") from None
-    recorded = settings.get("layer_sizes", network.layer_sizes)
-    if recorded != network.layer_sizes:
-        raise WeightsError(
-            f"{source}: the arrays make a {'-'.join(map(str, network.layer_sizes))} network "
-            f"but the file records {'-'.join(map(str, recorded))}"
-        )
+    sizes = "-".join(map(str, network.layer_sizes))
+    recorded = "-".join(map(str, settings.get("layer_sizes", network.layer_sizes)))
+    _check(
+        recorded == sizes,
+        f"{source}: the arrays make a {sizes} network, the file records {recorded}",
+    )
     return network
 
 
@@ -256,12 +239,11 @@ def load_weights(
     array([0.31682708, 0.69627909])
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: no such weights file")
-    suffix = path.suffix.lower()
-    if suffix not in _READERS:
+    _check(path.is_file(), f"{path}: no such weights file")
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
         raise WeightsError(f"{path}: unknown weights format; use .safetensors, .npz, .pkl or .onnx")
-    arrays, recorded = _READERS[suffix](path)
+    arrays, recorded = reader(path)
     given = {"dtype": dtype, "hidden": hidden, "output": output, "input_scale": input_scale}
     settings = _parse_settings(recorded, str(path))
     return _build(arrays, settings, str(path), backend=backend, device=device, **given)
@@ -270,29 +252,27 @@ def load_weights(
 def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
     """Write ``network`` to ``.safetensors`` or ``.npz``, atomically, with all its settings.
 
-    The weights as built (in their own precision) and the hidden activations,
-    output function, input scale, dtype and layer sizes are written, so
-    :func:`load_weights` gives a network whose output is bit for bit the same.
-    On any failure an existing ``path`` is unchanged and nothing is left behind.
+    The weights as built (in their own precision), hidden activations, output
+    function, input scale, dtype and layer sizes are written: :func:`load_weights`
+    gives a network whose output is bit for bit the same. On any failure an
+    existing ``path`` is unchanged and nothing is left behind.
 
     Raises
     ------
     WeightsError
-        Another extension (``.pkl`` cannot hold the settings).
+        Another extension (a ``.pkl`` cannot hold the settings).
     OSError
         The directory is missing or unwritable, the disk is full ...
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".safetensors", ".npz"):
-        raise WeightsError(
-            f"{path}: save weights as .safetensors or .npz (a .pkl cannot record the "
-            "network's settings and would need pickle to read)"
-        )
+    what = "a .pkl cannot record the network's settings and would need pickle to read"
+    _check(
+        suffix in (".safetensors", ".npz"), f"{path}: save weights as .safetensors or .npz ({what})"
+    )
     arrays = {k: np.ascontiguousarray(v) for k, v in _native(network.host_params()).items()}
-    hidden = network.hidden
     settings = {
-        "hidden": hidden if isinstance(hidden, str) else ",".join(hidden),
+        "hidden": _hidden_text(network.hidden),
         "output": network.output,
         "input_scale": repr(network.input_scale),  # repr round-trips a float exactly
         "dtype": network.dtype_name,
@@ -325,13 +305,9 @@ def pretrained_network(
     """Return the book's pretrained MNIST network (784-50-100-10, sigmoid, softmax).
 
     ``sample_weight.pkl`` is found (or downloaded) like the MNIST files, read
-    once, checked against its pinned SHA-256 every time, and those same bytes
-    are parsed. ``input_scale=1/255`` feeds raw uint8 pixels.
-
-    Raises
-    ------
-    DataError
-        The file is missing and cannot be downloaded, or is not the book's.
+    once, checked against its pinned SHA-256 (a :class:`~xpnn.DataError` if it
+    is not the book's), and those same bytes are parsed. ``input_scale=1/255``
+    feeds raw uint8 pixels.
     """
     directory = data_home(data_dir)
     path = ensure_files([BOOK_WEIGHTS], directory, download=download)[BOOK_WEIGHTS.name]
