@@ -48,9 +48,10 @@ _DTYPE_CODE = re.compile(r"(b1|[iu][1248]|f[248])\Z")
 _MAX_NDIM = 32
 
 
-def _check(ok: object, message: str) -> None:
+def _check(ok: object, message: str, *args: object) -> None:
+    """Raise ``WeightsError(message)`` unless ``ok``; ``args`` fill ``{}`` only then (hot loops)."""
     if not ok:
-        raise WeightsError(message)
+        raise WeightsError(message.format(*args) if args else message)
 
 
 class _DtypeSpec:
@@ -167,7 +168,7 @@ _SLOT, _MARK_COST, _MEMO_COST = 8, 16, 16  # a stack entry; marks and memo grow 
 
 
 def _int(arg: Any) -> int:
-    _check(type(arg) is int, f"pickle opcode argument {arg!r} is not an integer")
+    _check(type(arg) is int, "pickle opcode argument {!r} is not an integer", arg)
     return int(arg)
 
 
@@ -180,21 +181,22 @@ def _prescan(data: bytes) -> None:
     name = ""
     for count, (opcode, arg, pos) in enumerate(pickletools.genops(stream)):
         name = opcode.name
-        _check(name in _OPCODES, f"refused pickle opcode {name} at byte {pos}")
-        _check(count < MAX_OPCODES, f"refused: over {MAX_OPCODES} opcodes, not a weights dict")
+        if name not in _OPCODES:
+            raise WeightsError(f"refused pickle opcode {name} at byte {pos}")
         cost, per_item = _OPCODES[name]
         before, after = opcode.stack_before, opcode.stack_after
         if pickletools.markobject in before:
-            _check(marks, f"pickle opcode {name} at byte {pos} has no MARK")
+            _check(marks, "pickle opcode {} at byte {} has no MARK", name, pos)
             mark, below = marks.pop(), before.index(pickletools.markobject)
-            _check(depth >= mark >= below, f"pickle stack underflow at byte {pos}")
+            _check(depth >= mark >= below, "pickle stack underflow at byte {}", pos)
             cost += (depth - mark) * per_item
             depth = mark - below
         elif name == "POP" and marks and marks[-1] == depth:
             marks.pop()  # POP of a mark on top of the stack
         else:
             depth -= len(before)
-            _check(depth >= (marks[-1] if marks else 0), f"pickle stack underflow at byte {pos}")
+            if depth < (marks[-1] if marks else 0):
+                raise WeightsError(f"pickle stack underflow at byte {pos}")
             cost += per_item
         if pickletools.markobject in after:
             marks.append(depth)
@@ -208,19 +210,22 @@ def _prescan(data: bytes) -> None:
             cost += sys.getsizeof(arg) * (1 if isinstance(arg, int) else 2)
         if name.endswith("PUT") or name == "MEMOIZE":
             index = memo if name == "MEMOIZE" else _int(arg)
-            _check(index <= len(data), f"pickle memo index {index} exceeds the file size")
+            _check(index <= len(data), "pickle memo index {} exceeds the file size", index)
             cost += _MEMO_COST * max(0, index + 1 - memo)
             memo = max(memo, index + 1)
         elif name.endswith("GET"):
-            _check(_int(arg) < memo, f"pickle memo reference {arg} to an index never stored")
-        deep = depth > MAX_STACK_DEPTH or len(marks) > MAX_MARK_DEPTH
-        _check(not deep, f"refused: stack past {MAX_STACK_DEPTH} items or {MAX_MARK_DEPTH} marks")
+            _check(_int(arg) < memo, "pickle memo reference {} to an index never stored", arg)
         spent += cost
-        _check(
-            spent <= budget,
-            f"refused: would allocate over {budget} bytes ({ALLOCATION_FACTOR}x the size "
-            f"+ {ALLOCATION_SLACK}) by byte {pos}, more than weights need ({name} flood?)",
-        )
+        if count >= MAX_OPCODES or depth > MAX_STACK_DEPTH or len(marks) > MAX_MARK_DEPTH:
+            _check(count < MAX_OPCODES, f"refused: over {MAX_OPCODES} opcodes, not a weights dict")
+            raise WeightsError(
+                f"refused: stack over {MAX_STACK_DEPTH} items/{MAX_MARK_DEPTH} marks"
+            )
+        if spent > budget:
+            why = (
+                f"{ALLOCATION_FACTOR}x the size + {ALLOCATION_SLACK}, by byte {pos}: {name} flood?"
+            )
+            raise WeightsError(f"refused: would allocate over {budget} bytes ({why})")
     _check(name == "STOP", "malformed pickle (no STOP opcode)")
     rest = len(data) - stream.tell()
     _check(rest == 0, f"{rest} trailing bytes after the pickle's STOP opcode")

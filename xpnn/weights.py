@@ -1,16 +1,12 @@
 """Network weights: ``.safetensors`` (native), ``.npz``, ``.onnx`` and the book's ``.pkl``.
 
-Safetensors metadata (``xpnn.hidden``, ...) or the ``.npz`` member ``__xpnn__``
-(JSON) record every setting that changes the output, each checked strictly. An
-``.npz`` goes to ``numpy.load(allow_pickle=False)`` once its zip directory shows
-that no more can be inflated than the file holds: ``.npy`` members only, none
-encrypted, repeated or overlapping, headers that agree with the declared sizes,
-and in all at most :data:`MAX_NPZ_RATIO` times the file (plus
-:data:`NPZ_RATIO_SLACK`, at most :data:`MAX_NPZ_BYTES`). ``.pkl`` goes to
-:mod:`xpnn.safe_pickle`, ``.onnx`` to ``xpnn.onnx_import``; none runs the file.
-The book's weights are checked against their SHA-256 on every use (the bytes
-hashed are the bytes parsed). Any byte order is accepted; a malformed or unsafe
-file raises :class:`xpnn.WeightsError`.
+Every setting that changes the output is recorded (safetensors metadata ``xpnn.*``,
+the ``.npz`` member ``__xpnn__``) and checked strictly when read. ``numpy.load``
+reads an ``.npz`` once its zip directory shows that no more can be inflated than the
+file holds (see :func:`_check_npz`); :mod:`xpnn.safe_pickle` reads ``.pkl``,
+``xpnn.onnx_import`` reads ``.onnx``; none runs the file. The book's weights are
+checked against their SHA-256 on every use (the bytes hashed are the bytes parsed).
+Any byte order is accepted; a malformed or unsafe file raises :class:`xpnn.WeightsError`.
 """
 
 from __future__ import annotations
@@ -23,7 +19,7 @@ import os
 import re
 import struct
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,24 +34,20 @@ from .safe_pickle import _check, load_weight_pickle, loads_weight_pickle
 
 __all__ = ["convert_pickle", "load_weights", "pretrained_network", "save_weights"]
 
+_BOOK_URL = "https://raw.githubusercontent.com/{}/deep-learning-from-scratch/master/ch03/"
 #: The book's pretrained 784-50-100-10 network, as published with both editions.
 BOOK_WEIGHTS = RemoteFile(
     "sample_weight.pkl",
     "b7f55a27988ba34c3777b0f1bbd464817c8a4db855723e6ff26f703501917a13",
-    tuple(
-        f"https://raw.githubusercontent.com/{repo}/deep-learning-from-scratch/master/ch03/sample_weight.pkl"
-        for repo in ("oreilly-japan", "WegraLee")
-    ),
+    tuple(_BOOK_URL.format(repo) + "sample_weight.pkl" for repo in ("oreilly-japan", "WegraLee")),
     181853,
 )
-
 MAX_NPZ_BYTES = 1 << 30  #: Most bytes all members of an ``.npz`` may declare ...
 MAX_NPZ_RATIO = 64  #: ... and at most this many times the file's size ...
 NPZ_RATIO_SLACK = 1 << 16  #: ... plus this much.
 MAX_NPZ_MEMBERS = 4096  #: Most members in an ``.npz``.
 
-# TODO: take these from xpnn.network once it exports its tables of names.
-_CHOICES = {
+_CHOICES = {  # TODO: take the names from xpnn.network once it exports them
     "hidden": (("sigmoid", "relu", "tanh", "identity"), "hidden activation"),
     "output": (("identity", "softmax"), "output function"),
     "dtype": (FLOAT_DTYPES, "dtype"),
@@ -80,7 +72,13 @@ def _read_safetensors(path: Path) -> Read:
 
 
 def _check_npz(f: IO[bytes], path: Path) -> None:
-    """Refuse an archive whose members could inflate to more than the file honestly holds."""
+    """Refuse an archive that could inflate to more than the file honestly holds.
+
+    Only ``.npy`` members, none encrypted, repeated or overlapping (ranges from the
+    local headers), headers that agree with the declared sizes (numpy allocates what
+    a header declares), at most :data:`MAX_NPZ_MEMBERS`, and declared sizes of at
+    most :data:`MAX_NPZ_RATIO` times the file plus :data:`NPZ_RATIO_SLACK` in all.
+    """
     with zipfile.ZipFile(f) as archive:
         infos, ranges, names = archive.infolist(), [], set()
         _check(len(infos) <= MAX_NPZ_MEMBERS, f"{path}: over {MAX_NPZ_MEMBERS} members")
@@ -97,8 +95,8 @@ def _check_npz(f: IO[bytes], path: Path) -> None:
             _check(start >= end, f"{path}: members {one!r} and {other!r} overlap (a zip bomb?)")
         total, size = sum(i.file_size for i in infos), os.fstat(f.fileno()).st_size
         bound = min(MAX_NPZ_BYTES, MAX_NPZ_RATIO * size + NPZ_RATIO_SLACK)
-        _check(total <= bound, f"{path}: {total} bytes declared in {size}, over the ratio {bound}")
-        for info in infos:  # numpy allocates what a header declares: it must fit the member
+        _check(total <= bound, f"{path}: {total} bytes declared, over the ratio bound {bound}")
+        for info in infos:
             with archive.open(info) as member:
                 major, minor = np.lib.format.read_magic(member)
                 _check((major, minor) in ((1, 0), (2, 0)), f"{path}: .npy {major}.{minor}")
@@ -126,10 +124,6 @@ def _read_npz(path: Path) -> Read:
     return arrays, settings
 
 
-def _hidden_text(hidden: str | Sequence[str]) -> str:
-    return hidden if isinstance(hidden, str) else ",".join(hidden)
-
-
 def _read_onnx(path: Path) -> Read:
     try:
         arrays, found = importlib.import_module(".onnx_import", __package__).read_onnx(path)
@@ -137,15 +131,12 @@ def _read_onnx(path: Path) -> Read:
         missing = err.name == f"{__package__}.onnx_import"
         _check(not missing, f"{path}: reading .onnx needs the module xpnn.onnx_import")
         raise
-    return arrays, {**found, "hidden": _hidden_text(found["hidden"])}
+    hidden = found["hidden"]
+    return arrays, {**found, "hidden": ",".join((hidden,) if isinstance(hidden, str) else hidden)}
 
 
-def _read_pickle(path: Path) -> Read:
-    return load_weight_pickle(path), {}
-
-
-_READERS = {".safetensors": _read_safetensors, ".npz": _read_npz, ".pkl": _read_pickle}
-_READERS[".onnx"] = _read_onnx
+_READERS: dict[str, Callable[[Path], Read]] = {".safetensors": _read_safetensors, ".npz": _read_npz}
+_READERS |= {".onnx": _read_onnx, ".pkl": lambda path: (load_weight_pickle(path), {})}
 
 
 def _parse_settings(recorded: dict[str, str], source: str) -> dict[str, Any]:
@@ -162,14 +153,11 @@ def _parse_settings(recorded: dict[str, str], source: str) -> dict[str, Any]:
                 out[key] = float(value) if _NUMBER.fullmatch(value) else 0.0
                 _check(0 < out[key] < math.inf, "not a finite number > 0, as 0.00392156862745098")
             elif key == "layer_sizes":
-                _check(
-                    _SIZES.fullmatch(value), "not positive integers joined by commas, as 784,50,10"
-                )
+                _check(_SIZES.fullmatch(value), "not positive integers joined by commas: 784,50,10")
                 out[key] = tuple(map(int, value.split(",")))
         except ValueError as err:  # WeightsError included
-            raise WeightsError(
-                f"{source}: malformed recorded setting {key}={value!r}: {err}"
-            ) from None
+            where = f"{source}: malformed recorded setting {key}={value!r}"
+            raise WeightsError(f"{where}: {err}") from None
     return out
 
 
@@ -184,20 +172,16 @@ def _build(arrays: Arrays, settings: dict[str, Any], source: str, **given: Any) 
         _check(0 not in a.shape, f"{source}: {name} has shape {a.shape}: a layer without units")
     chosen: dict[str, Any] = dict(hidden="sigmoid", output="softmax", dtype=None, input_scale=1.0)
     chosen |= {k: v for k, v in settings.items() if k in chosen}
+    chosen |= {k: v for k, v in given.items() if v is not None}
     try:
-        network = Network(
-            _native(arrays), **chosen | {k: v for k, v in given.items() if v is not None}
-        )
+        network = Network(_native(arrays), **chosen)
     except XpnnError:
         raise
     except (ValueError, TypeError) as err:
         raise WeightsError(f"{source}: {err}") from None
     sizes = "-".join(map(str, network.layer_sizes))
     recorded = "-".join(map(str, settings.get("layer_sizes", network.layer_sizes)))
-    _check(
-        recorded == sizes,
-        f"{source}: the arrays make a {sizes} network, the file records {recorded}",
-    )
+    _check(recorded == sizes, f"{source}: arrays of a {sizes} network, but it records {recorded}")
     return network
 
 
@@ -255,24 +239,18 @@ def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
     The weights as built (in their own precision), hidden activations, output
     function, input scale, dtype and layer sizes are written: :func:`load_weights`
     gives a network whose output is bit for bit the same. On any failure an
-    existing ``path`` is unchanged and nothing is left behind.
-
-    Raises
-    ------
-    WeightsError
-        Another extension (a ``.pkl`` cannot hold the settings).
-    OSError
-        The directory is missing or unwritable, the disk is full ...
+    existing ``path`` is unchanged and nothing is left behind. Another extension
+    is a :class:`~xpnn.WeightsError` (a ``.pkl`` cannot hold the settings).
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    what = "a .pkl cannot record the network's settings and would need pickle to read"
+    why = "a .pkl cannot record the network's settings and would need pickle to read"
     _check(
-        suffix in (".safetensors", ".npz"), f"{path}: save weights as .safetensors or .npz ({what})"
+        suffix in (".safetensors", ".npz"), f"{path}: save weights as .safetensors or .npz; {why}"
     )
     arrays = {k: np.ascontiguousarray(v) for k, v in _native(network.host_params()).items()}
     settings = {
-        "hidden": _hidden_text(network.hidden),
+        "hidden": ",".join((h,) if isinstance(h := network.hidden, str) else h),
         "output": network.output,
         "input_scale": repr(network.input_scale),  # repr round-trips a float exactly
         "dtype": network.dtype_name,
