@@ -269,7 +269,7 @@ def _declare_size(data: bytes, size: int) -> bytes:
     return bytes(out)
 
 
-#: Generators of hostile inputs for the fuzz script, by kind: (suffix, make(rng)).
+#: Generators of hostile inputs for the long fuzz run, by kind: (suffix, make(rng)).
 HOSTILE: dict[str, tuple[str, Callable[[random.Random], bytes]]] = {
     "pkl-flood": (
         ".pkl",
@@ -282,6 +282,10 @@ HOSTILE: dict[str, tuple[str, Callable[[random.Random], bytes]]] = {
         lambda rng: npz_bomb(
             rng.choice((1 << 16, 1 << 20, 8 << 20)), declare=rng.choice((None, 100, 1 << 31))
         ),
+    ),
+    "npz-overlap": (
+        ".npz",
+        lambda rng: npz_overlap_bomb(rng.randint(2, 100), rng.choice((64, 4096, 65536))),
     ),
 }
 
@@ -297,5 +301,6 @@ def largest_cases() -> list[tuple[str, str, bytes]]:
         ("npz-bomb", ".npz", npz_bomb(400 << 20)),  # the reported 0.4 MB -> 400 MB
         ("npz-bomb", ".npz", npz_bomb(8 << 20, declare=100)),
         ("npz-bomb", ".npz", npz_bomb(1 << 16, declare=1 << 31)),
+        ("npz-overlap", ".npz", npz_overlap_bomb(450, 380_000)),  # 0.38 MB -> 171 MB
     ]
     return cases
