@@ -1,20 +1,15 @@
 """Reading the book's ``sample_weight.pkl`` without ever running its code.
 
-:func:`loads_weight_pickle` reads a pickled ``{name: ndarray}`` dict in two passes.
-First ``pickletools.genops`` walks the opcodes, running nothing: only those such
-a dict needs are admitted (no lists, sets, ``INST``/``OBJ``/``NEWOBJ``, persistent
-ids, extension registry or out-of-band buffers); an estimate of what the
-unpickler would allocate (stack, marks, memo, containers, strings and arrays)
-may not pass ``8 x file size + 64 KiB``, the stack 4096 items or 64 marks, the
-count 2**18 opcodes; memo references must name a stored index and ``STOP`` must
-be the last byte, leaving exactly the result. Then an unpickler whose
-``find_class`` admits an exact allowlist (NumPy's array reconstruction under its
-NumPy 1 and 2 names, ``_codecs.encode`` to latin-1) builds it with stand-ins, so
+:func:`loads_weight_pickle` first walks the opcodes with ``pickletools.genops``,
+running nothing: only those a ``{name: ndarray}`` dict needs are admitted; the
+stack (4096 items, 64 marks), the opcode count (2**18) and an estimate of what
+the unpickler would allocate (``8 x file size + 64 KiB``) are bounded; memo
+references must name a stored index; ``STOP`` must end the file, leaving only
+the result. Then ``find_class`` admits an exact allowlist: stand-ins for NumPy's
+array reconstruction (NumPy 1 and 2 names) and ``_codecs.encode`` to latin-1, so
 no NumPy constructor sees the file's arguments: each array is made by
-``numpy.frombuffer`` from a checked plain dtype (bool, integer, IEEE float, either
-byte order), shape and bytes that fit exactly, and copied. Object, structured,
-sub-array, flagged or annotated dtypes, ndarray subclasses and all else raise
-:class:`xpnn.WeightsError`.
+``numpy.frombuffer`` from a checked plain dtype (bool, integer, IEEE float, any
+byte order), shape and bytes that fit exactly. All else raises :class:`xpnn.WeightsError`.
 """
 
 from __future__ import annotations
@@ -48,8 +43,7 @@ _DTYPE_CODE = re.compile(r"(b1|[iu][1248]|f[248])\Z")
 _MAX_NDIM = 32
 
 
-def _check(ok: object, message: str, *args: object) -> None:
-    """Raise ``WeightsError(message)`` unless ``ok``; ``args`` fill ``{}`` only then (hot loops)."""
+def _check(ok: object, message: str, *args: object) -> None:  # args: formatted only on failure
     if not ok:
         raise WeightsError(message.format(*args) if args else message)
 
@@ -69,9 +63,7 @@ class _DtypeSpec:
         _check(not self.built, "refused a dtype whose state is set twice")
         orders = "<>=|" if np.dtype(self.code).itemsize == 1 else "<>="
         plain = [
-            (v, o, None, None, None, -1, -1, 0, *m)
-            for v, m in ((3, ()), (4, (None,)))
-            for o in orders
+            (3 + len(m), o, *(None,) * 3, -1, -1, 0, *m) for m in ((), (None,)) for o in orders
         ]
         simple = isinstance(state, tuple) and all(type(x) in (int, str, type(None)) for x in state)
         _check(simple and state in plain, f"refused dtype state {state!r:.80}")
@@ -83,7 +75,6 @@ class _DtypeSpec:
 
 
 def _array(raw: Any, spec: Any, shape: Any, fortran: Any) -> np.ndarray:
-    """An owned, C-ordered array from checked parts; the data must fit exactly."""
     _check(isinstance(spec, _DtypeSpec), "refused an array whose dtype is not a plain NumPy dtype")
     ok = isinstance(shape, tuple) and len(shape) <= _MAX_NDIM
     _check(ok and all(type(n) is int and n >= 0 for n in shape), f"refused array shape {shape!r}")
@@ -109,12 +100,11 @@ class _ArrayBuilder:
         _check(cls is _NDARRAY, f"refused array subclass {cls!r}")
         self.array: np.ndarray | None = None
 
-    def __setstate__(self, state: Any) -> None:
+    def __setstate__(self, state: Any) -> None:  # NumPy's ([1,] shape, dtype, fortran, data)
         _check(self.array is None, "refused an array whose state is set twice")
-        if isinstance(state, tuple) and len(state) == 5 and state[0] == 1:
-            state = state[1:]
-        _check(isinstance(state, tuple) and len(state) == 4, "refused an array state")
-        shape, spec, fortran, raw = state
+        ok = isinstance(state, tuple) and (len(state), state[:1]) in ((4, state[:1]), (5, (1,)))
+        _check(ok, "refused an array state")
+        shape, spec, fortran, raw = state[-4:]
         self.array = _array(raw, spec, shape, fortran)
 
 
@@ -167,11 +157,6 @@ _OPCODES: dict[str, tuple[int, int]] = {
 _SLOT, _MARK_COST, _MEMO_COST = 8, 16, 16  # a stack entry; marks and memo grow by doubling
 
 
-def _int(arg: Any) -> int:
-    _check(type(arg) is int, "pickle opcode argument {!r} is not an integer", arg)
-    return int(arg)
-
-
 def _prescan(data: bytes) -> None:
     """Walk the opcodes without running anything; refuse what a weights dict never needs."""
     budget = ALLOCATION_FACTOR * len(data) + ALLOCATION_SLACK
@@ -179,7 +164,8 @@ def _prescan(data: bytes) -> None:
     marks: list[int] = []
     stream = io.BytesIO(data)
     name = ""
-    for count, (opcode, arg, pos) in enumerate(pickletools.genops(stream)):
+    ops: Any = pickletools.genops(stream)  # (opcode, its argument, its byte offset)
+    for count, (opcode, arg, pos) in enumerate(ops):
         name = opcode.name
         if name not in _OPCODES:
             raise WeightsError(f"refused pickle opcode {name} at byte {pos}")
@@ -205,16 +191,16 @@ def _prescan(data: bytes) -> None:
             depth += len(after)
             cost += _SLOT * len(after)
         if name == "FRAME":  # the unpickler buffers the whole frame
-            cost += _int(arg)
+            cost += int(arg)
         elif isinstance(arg, (int, str, bytes, bytearray)):  # data twice: it and its array
             cost += sys.getsizeof(arg) * (1 if isinstance(arg, int) else 2)
         if name.endswith("PUT") or name == "MEMOIZE":
-            index = memo if name == "MEMOIZE" else _int(arg)
+            index = memo if name == "MEMOIZE" else int(arg)
             _check(index <= len(data), "pickle memo index {} exceeds the file size", index)
             cost += _MEMO_COST * max(0, index + 1 - memo)
             memo = max(memo, index + 1)
         elif name.endswith("GET"):
-            _check(_int(arg) < memo, "pickle memo reference {} to an index never stored", arg)
+            _check(int(arg) < memo, "pickle memo reference {} to an index never stored", arg)
         spent += cost
         if count >= MAX_OPCODES or depth > MAX_STACK_DEPTH or len(marks) > MAX_MARK_DEPTH:
             _check(count < MAX_OPCODES, f"refused: over {MAX_OPCODES} opcodes, not a weights dict")
@@ -236,15 +222,13 @@ def _result(result: Any) -> dict[str, np.ndarray]:
     _check(isinstance(result, dict), f"the pickle holds a {type(result).__name__}, not a dict")
     out: dict[str, np.ndarray] = {}
     seen: set[int] = set()  # ids of the arrays so far (all kept alive by result)
+    value: Any
     for key, value in result.items():
         _check(isinstance(key, str), f"key {key!r} is not a string")
-        if isinstance(value, _ArrayBuilder):
-            _check(value.array is not None, f"{key} is an array without data")
-            value = value.array
+        value = value.array if isinstance(value, _ArrayBuilder) else value
         _check(type(value) is np.ndarray, f"{key} is a {type(value).__name__}, not a NumPy array")
         _check(value.dtype.kind == "f", f"{key} has dtype {value.dtype}, not real floating")
-        # One array under two names (a memo reference) becomes two copies.
-        out[key] = value.copy() if id(value) in seen else value
+        out[key] = value.copy() if id(value) in seen else value  # one array, two names: copies
         seen.add(id(value))
     return out
 
@@ -252,8 +236,8 @@ def _result(result: Any) -> dict[str, np.ndarray]:
 def loads_weight_pickle(data: bytes, name: str = "<bytes>") -> dict[str, np.ndarray]:
     """Read a pickled ``{name: float ndarray}`` dict without running its code.
 
-    Returns owned, C-ordered arrays in the pickle's byte order; anything else,
-    malformed or over a bound raises :class:`~xpnn.WeightsError` (naming ``name``).
+    Returns owned, C-ordered arrays in the pickle's byte order; all else raises
+    :class:`~xpnn.WeightsError` naming ``name``.
 
     Examples
     --------

@@ -1,9 +1,11 @@
 """Network weights: ``.safetensors`` (native), ``.npz``, ``.onnx`` and the book's ``.pkl``.
 
 Every setting that changes the output is recorded (safetensors metadata ``xpnn.*``,
-the ``.npz`` member ``__xpnn__``) and checked strictly when read. ``numpy.load``
-reads an ``.npz`` once its zip directory shows that no more can be inflated than the
-file holds (see :func:`_check_npz`); :mod:`xpnn.safe_pickle` reads ``.pkl``,
+the ``.npz`` member ``__xpnn__``) and checked strictly when read. ``numpy.load`` reads
+an ``.npz`` once its zip directory shows no more can be inflated than the file holds:
+``.npy`` members only, none encrypted, repeated or overlapping, headers that agree
+with the declared sizes, at most :data:`MAX_NPZ_RATIO` times the file (plus
+:data:`NPZ_RATIO_SLACK`) in all. :mod:`xpnn.safe_pickle` reads ``.pkl``,
 ``xpnn.onnx_import`` reads ``.onnx``; none runs the file. The book's weights are
 checked against their SHA-256 on every use (the bytes hashed are the bytes parsed).
 Any byte order is accepted; a malformed or unsafe file raises :class:`xpnn.WeightsError`.
@@ -72,16 +74,12 @@ def _read_safetensors(path: Path) -> Read:
 
 
 def _check_npz(f: IO[bytes], path: Path) -> None:
-    """Refuse an archive that could inflate to more than the file honestly holds.
-
-    Only ``.npy`` members, none encrypted, repeated or overlapping (ranges from the
-    local headers), headers that agree with the declared sizes (numpy allocates what
-    a header declares), at most :data:`MAX_NPZ_MEMBERS`, and declared sizes of at
-    most :data:`MAX_NPZ_RATIO` times the file plus :data:`NPZ_RATIO_SLACK` in all.
-    """
+    """Refuse an archive that could inflate to more than the file honestly holds."""
     with zipfile.ZipFile(f) as archive:
         infos, ranges, names = archive.infolist(), [], set()
-        _check(len(infos) <= MAX_NPZ_MEMBERS, f"{path}: over {MAX_NPZ_MEMBERS} members")
+        _check(
+            len(infos) <= MAX_NPZ_MEMBERS, f"{path}: {len(infos)} members, over {MAX_NPZ_MEMBERS}"
+        )
         for info in infos:
             what = f"{path}: member {info.filename!r}"
             _check(info.filename.endswith(".npy"), f"{what} is not a .npy array")
@@ -128,8 +126,7 @@ def _read_onnx(path: Path) -> Read:
     try:
         arrays, found = importlib.import_module(".onnx_import", __package__).read_onnx(path)
     except ModuleNotFoundError as err:
-        missing = err.name == f"{__package__}.onnx_import"
-        _check(not missing, f"{path}: reading .onnx needs the module xpnn.onnx_import")
+        _check(err.name != f"{__package__}.onnx_import", f"{path}: .onnx needs xpnn.onnx_import")
         raise
     hidden = found["hidden"]
     return arrays, {**found, "hidden": ",".join((hidden,) if isinstance(hidden, str) else hidden)}
@@ -197,22 +194,12 @@ def load_weights(
 ) -> Network:
     """Build a :class:`~xpnn.Network` from a weights file, read as data (never run).
 
-    Parameters
-    ----------
-    path : path-like
-        ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``,
-        or an ``.onnx`` MLP. The file is the caller's: checked, not pinned.
-    backend, device
-        Where the network lives (see :class:`~xpnn.Network`).
-    dtype, hidden, output, input_scale
-        Override the recorded settings; by default those, else the arrays'
-        dtype, the book's ``sigmoid`` and ``softmax``, and scale 1.
-
-    Raises
-    ------
-    WeightsError
-        An unreadable, malformed or unsafe file, inconsistent or empty layers,
-        malformed recorded settings or settings the arrays do not match.
+    ``path`` is ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``,
+    or an ``.onnx`` MLP (the caller's own file: checked, not pinned). ``backend`` and
+    ``device`` place the network; ``dtype``, ``hidden``, ``output`` and ``input_scale``
+    override the recorded settings (else the arrays' dtype, ``sigmoid``, ``softmax``
+    and 1). A malformed or unsafe file, inconsistent or empty layers, or malformed or
+    mismatched recorded settings raise :class:`~xpnn.WeightsError`.
 
     Examples
     --------
@@ -228,26 +215,22 @@ def load_weights(
     if reader is None:
         raise WeightsError(f"{path}: unknown weights format; use .safetensors, .npz, .pkl or .onnx")
     arrays, recorded = reader(path)
-    given = {"dtype": dtype, "hidden": hidden, "output": output, "input_scale": input_scale}
-    settings = _parse_settings(recorded, str(path))
-    return _build(arrays, settings, str(path), backend=backend, device=device, **given)
+    given = dict(dtype=dtype, hidden=hidden, output=output, input_scale=input_scale, device=device)
+    return _build(arrays, _parse_settings(recorded, str(path)), str(path), backend=backend, **given)
 
 
 def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
     """Write ``network`` to ``.safetensors`` or ``.npz``, atomically, with all its settings.
 
     The weights as built (in their own precision), hidden activations, output
-    function, input scale, dtype and layer sizes are written: :func:`load_weights`
-    gives a network whose output is bit for bit the same. On any failure an
-    existing ``path`` is unchanged and nothing is left behind. Another extension
-    is a :class:`~xpnn.WeightsError` (a ``.pkl`` cannot hold the settings).
+    function, input scale, dtype and layer sizes: :func:`load_weights` gives a network
+    whose output is bit for bit the same. On any failure an existing ``path`` is
+    unchanged and nothing is left behind; other extensions are a ``WeightsError``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    why = "a .pkl cannot record the network's settings and would need pickle to read"
-    _check(
-        suffix in (".safetensors", ".npz"), f"{path}: save weights as .safetensors or .npz; {why}"
-    )
+    why = f"{path}: save weights as .safetensors or .npz; a .pkl cannot record the network's"
+    _check(suffix in (".safetensors", ".npz"), f"{why} settings and would need pickle to read")
     arrays = {k: np.ascontiguousarray(v) for k, v in _native(network.host_params()).items()}
     settings = {
         "hidden": ",".join((h,) if isinstance(h := network.hidden, str) else h),
@@ -282,14 +265,11 @@ def pretrained_network(
 ) -> Network:
     """Return the book's pretrained MNIST network (784-50-100-10, sigmoid, softmax).
 
-    ``sample_weight.pkl`` is found (or downloaded) like the MNIST files, read
-    once, checked against its pinned SHA-256 (a :class:`~xpnn.DataError` if it
-    is not the book's), and those same bytes are parsed. ``input_scale=1/255``
-    feeds raw uint8 pixels.
+    ``sample_weight.pkl`` is found (or downloaded) like the MNIST files, checked
+    against its pinned SHA-256 (:class:`~xpnn.DataError` if it is not the book's),
+    and the bytes hashed are parsed. ``input_scale=1/255`` feeds raw uint8 pixels.
     """
-    directory = data_home(data_dir)
-    path = ensure_files([BOOK_WEIGHTS], directory, download=download)[BOOK_WEIGHTS.name]
-    data, _ = read_verified(BOOK_WEIGHTS, path)
-    arrays = loads_weight_pickle(data, str(path))
-    given = {"hidden": "sigmoid", "output": "softmax", "input_scale": input_scale}
-    return _build(arrays, {}, str(path), backend=backend, device=device, dtype=dtype, **given)
+    path = ensure_files([BOOK_WEIGHTS], data_home(data_dir), download=download)[BOOK_WEIGHTS.name]
+    arrays = loads_weight_pickle(read_verified(BOOK_WEIGHTS, path)[0], str(path))
+    given = dict(hidden="sigmoid", output="softmax", input_scale=input_scale, dtype=dtype)
+    return _build(arrays, {}, str(path), backend=backend, device=device, **given)
