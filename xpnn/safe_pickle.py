@@ -113,13 +113,14 @@ def _frombuffer(buffer: Any, spec: Any, shape: Any, order: Any) -> np.ndarray:
     return _array(buffer, spec, shape, order == "F")
 
 
-def _bytes(*args: Any) -> bytes:  # protocol 2 pickles b"" as bytes()
-    _check(not args, "refused bytes() with arguments")
-    return b""
-
-
-def _encode(text: Any, encoding: Any = "utf-8") -> bytes:  # how protocol 2 stores bytes
-    _check(isinstance(text, str) and encoding == "latin1", "refused _codecs.encode but to latin1")
+def _bytes(text: Any = "", encoding: Any = None, *rest: Any) -> bytes:
+    """Stands for ``bytes()`` and ``_codecs.encode(text, "latin1")``: how protocol 2 keeps bytes."""
+    ok = (
+        isinstance(text, str)
+        and not rest
+        and (encoding == "latin1" or (encoding, text) == (None, ""))
+    )
+    _check(ok, "refused bytes() with arguments or _codecs.encode other than to latin1")
     return codecs.encode(text, "latin1")
 
 
@@ -129,7 +130,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     **{(module, "bytes"): _bytes for module in ("builtins", "__builtin__")},
     ("numpy", "ndarray"): _NDARRAY,
     ("numpy", "dtype"): _DtypeSpec,
-    ("_codecs", "encode"): _encode,
+    ("_codecs", "encode"): _bytes,
 }
 
 

@@ -77,9 +77,8 @@ def _check_npz(f: IO[bytes], path: Path) -> None:
     """Refuse an archive that could inflate to more than the file honestly holds."""
     with zipfile.ZipFile(f) as archive:
         infos, ranges, names = archive.infolist(), [], set()
-        _check(
-            len(infos) <= MAX_NPZ_MEMBERS, f"{path}: {len(infos)} members, over {MAX_NPZ_MEMBERS}"
-        )
+        n = len(infos)
+        _check(n <= MAX_NPZ_MEMBERS, f"{path}: {n} members, over the limit of {MAX_NPZ_MEMBERS}")
         for info in infos:
             what = f"{path}: member {info.filename!r}"
             _check(info.filename.endswith(".npy"), f"{what} is not a .npy array")
@@ -93,7 +92,8 @@ def _check_npz(f: IO[bytes], path: Path) -> None:
             _check(start >= end, f"{path}: members {one!r} and {other!r} overlap (a zip bomb?)")
         total, size = sum(i.file_size for i in infos), os.fstat(f.fileno()).st_size
         bound = min(MAX_NPZ_BYTES, MAX_NPZ_RATIO * size + NPZ_RATIO_SLACK)
-        _check(total <= bound, f"{path}: {total} bytes declared, over the ratio bound {bound}")
+        what = f"{path}: members declare {total} bytes, over {bound}: {MAX_NPZ_RATIO}:1 ratio"
+        _check(total <= bound, f"{what} to the file's {size} + {NPZ_RATIO_SLACK} (a zip bomb?)")
         for info in infos:
             with archive.open(info) as member:
                 major, minor = np.lib.format.read_magic(member)
