@@ -115,11 +115,7 @@ def _frombuffer(buffer: Any, spec: Any, shape: Any, order: Any) -> np.ndarray:
 
 def _bytes(text: Any = "", encoding: Any = None, *rest: Any) -> bytes:
     """Stands for ``bytes()`` and ``_codecs.encode(text, "latin1")``: how protocol 2 keeps bytes."""
-    ok = (
-        isinstance(text, str)
-        and not rest
-        and (encoding == "latin1" or (encoding, text) == (None, ""))
-    )
+    ok = isinstance(text, str) and not rest and encoding in ("latin1", None)[: 1 + (text == "")]
     _check(ok, "refused bytes() with arguments or _codecs.encode other than to latin1")
     return codecs.encode(text, "latin1")
 
