@@ -436,7 +436,8 @@ def test_onnx_models_are_read_by_onnx_import(tmp_path, monkeypatch):
     def read_onnx(path):
         seen.append(path)
         arrays = {"W1": np.array([[1.0, -1.0], [0.5, 2.0]]), "b1": np.array([0.0, 1.0])}
-        return arrays, {"hidden": "tanh", "output": "identity"}
+        arrays |= {"W2": np.eye(2), "b2": np.zeros(2)}
+        return arrays, {"hidden": ("identity",), "output": "identity"}
 
     module = types.ModuleType("xpnn.onnx_import")
     module.read_onnx = read_onnx
@@ -445,7 +446,11 @@ def test_onnx_models_are_read_by_onnx_import(tmp_path, monkeypatch):
     path.write_bytes(b"not read here")
     network = xpnn.load_weights(path, backend="numpy", dtype="float64")
     assert [str(p) for p in seen] == [str(path)]
-    assert (network.output, network.layer_sizes) == ("identity", (2, 2))
+    assert (network.hidden, network.output, network.layer_sizes) == (
+        "identity",
+        "identity",
+        (2, 2, 2),
+    )
     np.testing.assert_array_equal(network.forward([1.0, 1.0]), [1.5, 2.0])
 
 

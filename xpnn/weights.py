@@ -128,8 +128,9 @@ def _read_onnx(path: Path) -> Read:
     except ModuleNotFoundError as err:
         _check(err.name != f"{__package__}.onnx_import", f"{path}: .onnx needs xpnn.onnx_import")
         raise
-    hidden = found["hidden"]
-    return arrays, {**found, "hidden": ",".join((hidden,) if isinstance(hidden, str) else hidden)}
+    return arrays, {
+        k: str(v) if isinstance(v, str | float) else ",".join(v) for k, v in found.items()
+    }
 
 
 _READERS: dict[str, Callable[[Path], Read]] = {".safetensors": _read_safetensors, ".npz": _read_npz}
