@@ -1,15 +1,14 @@
 """Reading the book's ``sample_weight.pkl`` without ever running its code.
 
-:func:`loads_weight_pickle` first walks the opcodes with ``pickletools.genops``,
-running nothing: only those a ``{name: ndarray}`` dict needs are admitted; the
-stack (4096 items, 64 marks), the opcode count (2**18) and an estimate of what
-the unpickler would allocate (``8 x file size + 64 KiB``) are bounded; memo
-references must name a stored index; ``STOP`` must end the file, leaving only
-the result. Then ``find_class`` admits an exact allowlist: stand-ins for NumPy's
-array reconstruction (NumPy 1 and 2 names) and ``_codecs.encode`` to latin-1, so
-no NumPy constructor sees the file's arguments: each array is made by
-``numpy.frombuffer`` from a checked plain dtype (bool, integer, IEEE float, any
-byte order), shape and bytes that fit exactly. All else raises :class:`xpnn.WeightsError`.
+:func:`loads_weight_pickle` first walks the opcodes (``pickletools.genops``, running
+nothing): only those a ``{name: ndarray}`` dict needs are admitted; the stack (4096
+items, 64 marks), the opcode count (2**18) and an estimate of what the unpickler would
+allocate (``8 x file size + 64 KiB``) are bounded; memo references must name a stored
+index; ``STOP`` must end the file, leaving only the result. Then ``find_class`` admits
+an exact allowlist of stand-ins (for NumPy's array reconstruction, NumPy 1 and 2 names,
+and ``_codecs.encode`` to latin-1), so no NumPy constructor sees the file's arguments:
+each array is made by ``numpy.frombuffer`` from a checked plain dtype (bool, integer,
+IEEE float, any byte order), shape and bytes that fit exactly. All else is refused.
 """
 
 from __future__ import annotations
@@ -58,8 +57,7 @@ class _DtypeSpec:
         self.code, self.order, self.built = code, "=", False
 
     def __setstate__(self, state: Any) -> None:
-        # NumPy's state of a plain dtype: (3, byteorder, None, None, None, -1, -1, 0), or version
-        # 4 with metadata None; sub-arrays, fields, sizes, flags (objects), metadata are refused.
+        # NumPy's for a plain dtype: (3, order, None, None, None, -1, -1, 0), or 4 and metadata None
         _check(not self.built, "refused a dtype whose state is set twice")
         orders = "<>=|" if np.dtype(self.code).itemsize == 1 else "<>="
         plain = [
@@ -134,9 +132,6 @@ class _AllowlistUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         _check((module, name) in _ALLOWED, f"refused to load {module}.{name} from a pickle")
         return _ALLOWED[module, name]
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise WeightsError("refused a persistent id in a pickle")
 
 
 # The opcodes pickle.dumps of a {str: ndarray} dict uses (protocols 0-5), each with the bytes

@@ -1,13 +1,10 @@
 """Network weights: ``.safetensors`` (native), ``.npz``, ``.onnx`` and the book's ``.pkl``.
 
-Every setting that changes the output is recorded (safetensors metadata ``xpnn.*``,
-the ``.npz`` member ``__xpnn__``) and checked strictly when read. ``numpy.load`` reads
-an ``.npz`` once its zip directory shows no more can be inflated than the file holds:
-``.npy`` members only, none encrypted, repeated or overlapping, headers that agree
-with the declared sizes, at most :data:`MAX_NPZ_RATIO` times the file (plus
-:data:`NPZ_RATIO_SLACK`) in all. :mod:`xpnn.safe_pickle` reads ``.pkl``,
-``xpnn.onnx_import`` reads ``.onnx``; none runs the file. The book's weights are
-checked against their SHA-256 on every use (the bytes hashed are the bytes parsed).
+Every setting that changes the output is recorded (safetensors metadata ``xpnn.*``, the
+``.npz`` member ``__xpnn__``) and checked strictly when read. ``numpy.load`` reads an
+``.npz`` once :func:`_check_npz` has bounded what it can inflate; :mod:`xpnn.safe_pickle`
+reads ``.pkl`` and ``xpnn.onnx_import`` ``.onnx``: none runs the file. The book's weights
+are checked against their SHA-256 on every use (the bytes hashed are the bytes parsed).
 Any byte order is accepted; a malformed or unsafe file raises :class:`xpnn.WeightsError`.
 """
 
@@ -74,16 +71,21 @@ def _read_safetensors(path: Path) -> Read:
 
 
 def _check_npz(f: IO[bytes], path: Path) -> None:
-    """Refuse an archive that could inflate to more than the file honestly holds."""
+    """Refuse an archive that could inflate to more than the file honestly holds.
+
+    Only ``.npy`` members, none encrypted, repeated or overlapping, each header agreeing
+    with its declared size, and at most :data:`MAX_NPZ_RATIO` times the file (plus
+    :data:`NPZ_RATIO_SLACK`, at most :data:`MAX_NPZ_BYTES`) in all.
+    """
     with zipfile.ZipFile(f) as archive:
         infos, ranges, names = archive.infolist(), [], set()
         n = len(infos)
         _check(n <= MAX_NPZ_MEMBERS, f"{path}: {n} members, over the limit of {MAX_NPZ_MEMBERS}")
         for info in infos:
             what = f"{path}: member {info.filename!r}"
-            _check(info.filename.endswith(".npy"), f"{what} is not a .npy array")
+            ok = info.filename.endswith(".npy") and not info.flag_bits & 1  # bit 0: encrypted
+            _check(ok, f"{what} is not a .npy array, or is encrypted")
             _check(info.filename not in names, f"{what} appears twice")
-            _check(not info.flag_bits & 1, f"{what} is encrypted")
             names.add(info.filename)
             f.seek(info.header_offset)  # the local header's own name and extra field lengths
             start = info.header_offset + 30 + sum(struct.unpack("<HH", f.read(30)[26:]))
