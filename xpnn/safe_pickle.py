@@ -60,9 +60,8 @@ class _DtypeSpec:
         # NumPy's for a plain dtype: (3, order, None, None, None, -1, -1, 0), or 4 and metadata None
         _check(not self.built, "refused a dtype whose state is set twice")
         orders = "<>=|" if np.dtype(self.code).itemsize == 1 else "<>="
-        plain = [
-            (3 + len(m), o, *(None,) * 3, -1, -1, 0, *m) for m in ((), (None,)) for o in orders
-        ]
+        tail = (None, None, None, -1, -1, 0)
+        plain = [(3, o, *tail) for o in orders] + [(4, o, *tail, None) for o in orders]
         simple = isinstance(state, tuple) and all(type(x) in (int, str, type(None)) for x in state)
         _check(simple and state in plain, f"refused dtype state {state!r:.80}")
         self.order, self.built = state[1], True
@@ -196,13 +195,9 @@ def _prescan(data: bytes) -> None:
         spent += cost
         if count >= MAX_OPCODES or depth > MAX_STACK_DEPTH or len(marks) > MAX_MARK_DEPTH:
             _check(count < MAX_OPCODES, f"refused: over {MAX_OPCODES} opcodes, not a weights dict")
-            raise WeightsError(
-                f"refused: stack over {MAX_STACK_DEPTH} items/{MAX_MARK_DEPTH} marks"
-            )
+            raise WeightsError(f"refused: stack over {MAX_STACK_DEPTH} or {MAX_MARK_DEPTH} marks")
         if spent > budget:
-            why = (
-                f"{ALLOCATION_FACTOR}x the size + {ALLOCATION_SLACK}, by byte {pos}: {name} flood?"
-            )
+            why = f"{ALLOCATION_FACTOR}x size + {ALLOCATION_SLACK}, by byte {pos}: {name} flood?"
             raise WeightsError(f"refused: would allocate over {budget} bytes ({why})")
     _check(name == "STOP", "malformed pickle (no STOP opcode)")
     rest = len(data) - stream.tell()
