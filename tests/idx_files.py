@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-
-from xpnn._fuzzing import IDX_TYPE_CODES as TYPE_CODES
-from xpnn._fuzzing import gzip_wrap as gz
-from xpnn._fuzzing import idx_bytes
+from fuzzing import IDX_TYPE_CODES as TYPE_CODES
+from fuzzing import gzip_wrap as gz
+from fuzzing import idx_bytes
 
 __all__ = ["TYPE_CODES", "gz", "idx_bytes", "mnist_images"]
 

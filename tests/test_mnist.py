@@ -10,11 +10,11 @@ import tempfile
 
 import numpy as np
 import pytest
+from fuzzing import gzip_wrap as gz
+from fuzzing import idx_bytes
 
 import xpnn
 from xpnn import _files, mnist
-from xpnn._fuzzing import gzip_wrap as gz
-from xpnn._fuzzing import idx_bytes
 
 BOOK_CORRECT = 9352  # of 10000, float32 and float64 (reference values)
 

@@ -7,13 +7,13 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from fuzzing import FLOODS, container_flood, numpy1_spelling
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xpnn
 from xpnn import safe_pickle
-from xpnn._fuzzing import FLOODS, container_flood, numpy1_spelling
 from xpnn.safe_pickle import loads_weight_pickle
 
 PROTOCOLS = (2, 3, 4, 5)

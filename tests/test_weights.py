@@ -6,17 +6,20 @@ import io
 import os
 import pickle
 import shutil
+import struct
+import sys
 import tracemalloc
+import types
 import zipfile
 
 import numpy as np
 import pytest
+from fuzzing import npz_bomb, npz_overlap_bomb
 from hostile import hostile_pickles, valid_weights
 from reference import CHAPTER_X, CHAPTER_Y, assert_close
 
 import xpnn
 from xpnn import weights
-from xpnn._fuzzing import npz_bomb
 from xpnn.safe_pickle import load_weight_pickle
 
 
@@ -208,7 +211,7 @@ def test_npz_duplicate_member_is_refused(tmp_path):
     [
         (64 << 20, None, "ratio"),  # 64 MiB of zeros in 64 kB
         (1 << 16, 1 << 31, "ratio"),  # a small member that declares 2 GiB
-        (1 << 20, 100, "CRC"),  # declares 100 bytes, inflates to more: stopped at 100
+        (1 << 20, 100, "malformed"),  # declares 100 bytes, inflates to more: stopped at 100
     ],
     ids=["bomb", "declares-2GiB", "lies-small"],
 )
@@ -223,6 +226,70 @@ def test_npz_bombs_are_refused_before_inflating(tmp_path, inflated, declare, mat
     finally:
         tracemalloc.stop()
     assert peak < 20 * path.stat().st_size + (1 << 20)
+
+
+def test_npz_members_whose_data_overlap_are_refused(tmp_path):
+    path = tmp_path / "w.npz"
+    path.write_bytes(npz_overlap_bomb(2, 64))
+    with pytest.raises(xpnn.WeightsError, match="overlap"):
+        xpnn.load_weights(path)
+
+
+def test_npz_overlap_bomb_is_refused_in_little_memory(tmp_path):
+    """The reported case: 0.38 MB whose 450 overlapping members inflate to 171 MB in all."""
+    path = tmp_path / "bomb.npz"
+    path.write_bytes(npz_overlap_bomb(450, 380_000))
+    tracemalloc.start()
+    try:
+        with pytest.raises(xpnn.WeightsError):
+            xpnn.load_weights(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * path.stat().st_size + (1 << 20)
+
+
+def _set_central(data, offset, fmt, value):
+    """Overwrite a field of every central directory header of a zip."""
+    out = bytearray(data)
+    start = out.find(b"PK\x01\x02")
+    while start != -1:
+        struct.pack_into(fmt, out, start + offset, value)
+        start = out.find(b"PK\x01\x02", start + 4)
+    return bytes(out)
+
+
+def test_npz_encrypted_member_is_refused(tmp_path):
+    path = tmp_path / "w.npz"
+    _zip(path, GOOD_NPY)
+    path.write_bytes(_set_central(path.read_bytes(), 8, "<H", 1))  # flag bit 0: encrypted
+    with pytest.raises(xpnn.WeightsError, match="encrypted"):
+        xpnn.load_weights(path)
+
+
+def test_npz_with_too_many_members_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(weights, "MAX_NPZ_MEMBERS", 2)
+    path = tmp_path / "w.npz"
+    _zip(path, {**GOOD_NPY, "W2.npy": _npy(np.ones((2, 2)))})
+    with pytest.raises(xpnn.WeightsError, match="3 members"):
+        xpnn.load_weights(path)
+
+
+def test_npz_member_whose_header_disagrees_with_its_declared_size(tmp_path):
+    """A header declaring more data than the member holds is refused before numpy allocates."""
+    path = tmp_path / "w.npz"
+    _zip(
+        path,
+        {"W1.npy": _npy(np.ones((2, 2)), header_shape=(4000, 4000)), "b1.npy": _npy(np.ones(2))},
+    )
+    tracemalloc.start()
+    try:
+        with pytest.raises(xpnn.WeightsError, match="declares"):
+            xpnn.load_weights(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20
 
 
 def test_big_endian_npz_loads(tmp_path):
@@ -317,6 +384,15 @@ def test_recorded_settings_can_be_overridden(tmp_path):
         ("layer_sizes", "2,3", "records 2-3"),
         ("layer_sizes", "two", "malformed recorded setting"),
         ("hidden", "gelu", "unknown hidden activation"),
+        ("hidden", "relu, relu", "hidden.*choose one of: sigmoid, relu, tanh, identity"),
+        ("hidden", "relu,relu", "2 activations for 0 hidden layers"),
+        ("output", "softmax ", "output.*choose one of: identity, softmax"),
+        ("layer_sizes", " 2,2", "layer_sizes"),
+        ("layer_sizes", "2,02", "layer_sizes"),
+        ("input_scale", " 0.5", "input_scale"),
+        ("input_scale", "1_0", "input_scale"),
+        ("input_scale", "0", "input_scale"),
+        ("input_scale", "inf", "input_scale"),
     ],
 )
 def test_bad_recorded_settings(tmp_path, key, value, match):
@@ -326,6 +402,63 @@ def test_bad_recorded_settings(tmp_path, key, value, match):
     arrays = {"W1": np.ones((2, 2), np.float32), "b1": np.ones(2, np.float32)}
     save_file(arrays, str(path), metadata={f"xpnn.{key}": value})
     with pytest.raises(xpnn.WeightsError, match=match):
+        xpnn.load_weights(path)
+
+
+@pytest.mark.parametrize("value", ["int8", "bfloat16", "float64 ", "Float32", ""])
+def test_recorded_dtype_must_be_a_floating_dtype(tmp_path, value):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "w.safetensors"
+    arrays = {"W1": np.ones((2, 2), np.float32), "b1": np.ones(2, np.float32)}
+    save_file(arrays, str(path), metadata={"xpnn.dtype": value})
+    with pytest.raises(xpnn.WeightsError, match=r"dtype.*choose one of: float16, float32, float64"):
+        xpnn.load_weights(path)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".npz"])
+def test_per_layer_hidden_activations_survive_save_and_load(tmp_path, suffix):
+    rng = np.random.default_rng(2)
+    shapes = {"W1": (5, 4), "b1": (4,), "W2": (4, 3), "b2": (3,), "W3": (3, 2), "b3": (2,)}
+    params = {k: rng.normal(size=s) for k, s in shapes.items()}
+    network = xpnn.Network(params, hidden=("relu", "tanh"), output="softmax")
+    path = tmp_path / f"net{suffix}"
+    xpnn.save_weights(network, path)
+    loaded = xpnn.load_weights(path)
+    assert (loaded.hidden, loaded.output) == (("relu", "tanh"), "softmax")
+    x = rng.normal(size=(6, 5))
+    np.testing.assert_array_equal(loaded.predict(x), network.predict(x))
+
+
+def test_onnx_models_are_read_by_onnx_import(tmp_path, monkeypatch):
+    seen = []
+
+    def read_onnx(path):
+        seen.append(path)
+        arrays = {"W1": np.array([[1.0, -1.0], [0.5, 2.0]]), "b1": np.array([0.0, 1.0])}
+        arrays |= {"W2": np.eye(2), "b2": np.zeros(2)}
+        return arrays, {"hidden": ("identity",), "output": "identity"}
+
+    module = types.ModuleType("xpnn.onnx_import")
+    module.read_onnx = read_onnx
+    monkeypatch.setitem(sys.modules, "xpnn.onnx_import", module)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"not read here")
+    network = xpnn.load_weights(path, backend="numpy", dtype="float64")
+    assert [str(p) for p in seen] == [str(path)]
+    assert (network.hidden, network.output, network.layer_sizes) == (
+        "identity",
+        "identity",
+        (2, 2, 2),
+    )
+    np.testing.assert_array_equal(network.forward([1.0, 1.0]), [1.5, 2.0])
+
+
+def test_onnx_without_its_reader_names_the_missing_module(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "xpnn.onnx_import", None)  # import fails
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"x")
+    with pytest.raises(xpnn.WeightsError, match=r"xpnn\.onnx_import"):
         xpnn.load_weights(path)
 
 

@@ -1,7 +1,7 @@
 """Inputs for fuzzing the file readers: valid seeds, mutations, floods and bombs.
 
-Used by ``scripts/fuzz.py`` and the test suite; nothing here reads or writes
-files, everything returns bytes.
+Used by the test suite (the long fuzz run of ``tests/test_fuzz.py`` included);
+nothing here reads or writes files, everything returns bytes.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import pickletools
 import random
 import struct
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
     "largest_cases",
     "mutate",
     "npz_bomb",
+    "npz_overlap_bomb",
     "numpy1_spelling",
     "seed_files",
 ]
@@ -194,6 +196,68 @@ def npz_bomb(uncompressed: int, *, name: str = "W1.npy", declare: int | None = N
     return data
 
 
+def npz_overlap_bomb(members: int, kernel: int) -> bytes:
+    """An ``.npz`` of stored members whose data ranges overlap: each holds all that follow.
+
+    Member ``i``'s data is its ``.npy`` header (``uint8``, one dimension)
+    followed by member ``i+1``'s local header and data, and so on down to
+    ``kernel`` zero bytes shared by all, so a file of about ``kernel`` bytes
+    makes ``members`` arrays of about ``kernel`` bytes each. Every CRC and
+    size is right, and no member is compressed at all.
+    """
+    names = [f"a{i}.npy".encode() for i in range(members)]
+    local = [
+        struct.pack("<4s5H3I2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(n), 0) + n
+        for n in names
+    ]
+    headers: list[bytes] = [b""] * members
+    rest = kernel  # bytes after member i's .npy header
+    for i in reversed(range(members)):
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(
+            header, {"descr": "|u1", "fortran_order": False, "shape": (rest,)}
+        )
+        headers[i] = header.getvalue()
+        rest += len(headers[i]) + len(local[i])
+    pieces = [piece for pair in zip(local, headers, strict=True) for piece in pair]
+    pieces.append(bytes(kernel))
+    body = b"".join(pieces)
+    central, offset = [], 0
+    for i, name in enumerate(names):
+        start = offset + len(local[i])
+        data = memoryview(body)[start:]
+        crc = zlib.crc32(data)
+        central.append(
+            struct.pack(
+                "<4s6H3I5H2I",
+                b"PK\x01\x02",
+                20,
+                20,
+                0,
+                0,
+                0,
+                0,
+                crc,
+                len(data),
+                len(data),
+                len(name),
+                0,
+                0,
+                0,
+                0,
+                0,
+                offset,
+            )
+            + name
+        )
+        offset = start + len(headers[i])
+    directory = b"".join(central)
+    end = struct.pack(
+        "<4s4H2IH", b"PK\x05\x06", 0, 0, members, members, len(directory), len(body), 0
+    )
+    return body + directory + end
+
+
 def _declare_size(data: bytes, size: int) -> bytes:
     """Overwrite the uncompressed size in every local and central header."""
     out = bytearray(data)
@@ -205,7 +269,7 @@ def _declare_size(data: bytes, size: int) -> bytes:
     return bytes(out)
 
 
-#: Generators of hostile inputs for the fuzz script, by kind: (suffix, make(rng)).
+#: Generators of hostile inputs for the long fuzz run, by kind: (suffix, make(rng)).
 HOSTILE: dict[str, tuple[str, Callable[[random.Random], bytes]]] = {
     "pkl-flood": (
         ".pkl",
@@ -218,6 +282,10 @@ HOSTILE: dict[str, tuple[str, Callable[[random.Random], bytes]]] = {
         lambda rng: npz_bomb(
             rng.choice((1 << 16, 1 << 20, 8 << 20)), declare=rng.choice((None, 100, 1 << 31))
         ),
+    ),
+    "npz-overlap": (
+        ".npz",
+        lambda rng: npz_overlap_bomb(rng.randint(2, 100), rng.choice((64, 4096, 65536))),
     ),
 }
 
@@ -233,5 +301,6 @@ def largest_cases() -> list[tuple[str, str, bytes]]:
         ("npz-bomb", ".npz", npz_bomb(400 << 20)),  # the reported 0.4 MB -> 400 MB
         ("npz-bomb", ".npz", npz_bomb(8 << 20, declare=100)),
         ("npz-bomb", ".npz", npz_bomb(1 << 16, declare=1 << 31)),
+        ("npz-overlap", ".npz", npz_overlap_bomb(450, 380_000)),  # 0.38 MB -> 171 MB
     ]
     return cases
