@@ -72,7 +72,7 @@ def test_jax_gpu_without_gpu_is_refused(monkeypatch):
     jax = import_or_skip("jax", "jax")
 
     fake_devices(monkeypatch, "jax", jax.devices("cpu"))
-    with pytest.raises(xpnn.BackendError, match="no device 'cuda:0'.*no such CUDA device"):
+    with pytest.raises(xpnn.BackendError, match=r"no device 'cuda:0'.*no such CUDA device"):
         xpnn.namespace("jax", "cuda:0")
 
 
@@ -130,7 +130,7 @@ def test_cupy_without_gpu_is_refused(monkeypatch):
         pass
 
     fake_cupy(monkeypatch, FakeRuntimeError("cudaErrorNoDevice: no CUDA-capable device"))
-    with pytest.raises(xpnn.BackendError, match="'cupy' sees no device here.*cudaErrorNoDevice"):
+    with pytest.raises(xpnn.BackendError, match=r"'cupy' sees no device here.*cudaErrorNoDevice"):
         xpnn.namespace("cupy")
 
 
@@ -185,7 +185,7 @@ def test_float64_on_jax_needs_x64():
     enabled = jax.config.read("jax_enable_x64")
     jax.config.update("jax_enable_x64", False)
     try:
-        with pytest.raises(xpnn.BackendError, match="no dtype 'float64'.*JAX_ENABLE_X64"):
+        with pytest.raises(xpnn.BackendError, match=r"no dtype 'float64'.*JAX_ENABLE_X64"):
             xpnn.init_network("jax", dtype="float64")
     finally:
         jax.config.update("jax_enable_x64", enabled)

@@ -159,7 +159,7 @@ class Network:
         for name in (hidden,) if isinstance(hidden, str) else names:
             check_choice(name, tuple(HIDDEN), "hidden activation")
         if len(names) != len(host) - 1:
-            raise ValueError(f"hidden names {len(names)} activations for {len(host) - 1} layers")
+            raise ValueError(f"hidden: {len(names)} activations for {len(host) - 1} hidden layers")
         uniform = isinstance(hidden, str) or (names and len(set(names)) == 1)
         self.hidden: str | tuple[str, ...] = names[0] if uniform and names else hidden  # type: ignore[assignment]
         self.output = check_choice(output, tuple(OUTPUT), "output function")

@@ -28,7 +28,7 @@ from ._files import atomic_write
 from .backends import FLOAT_DTYPES
 from .download import RemoteFile, data_home, ensure_files, read_verified
 from .errors import WeightsError, XpnnError, check_choice
-from .network import Network
+from .network import HIDDEN, OUTPUT, Network
 from .safe_pickle import _check, load_weight_pickle, loads_weight_pickle
 
 __all__ = ["convert_pickle", "load_weights", "pretrained_network", "save_weights"]
@@ -46,9 +46,9 @@ MAX_NPZ_RATIO = 64  #: ... and at most this many times the file's size ...
 NPZ_RATIO_SLACK = 1 << 16  #: ... plus this much.
 MAX_NPZ_MEMBERS = 4096  #: Most members in an ``.npz``.
 
-_CHOICES = {  # TODO: take the names from xpnn.network once it exports them
-    "hidden": (("sigmoid", "relu", "tanh", "identity"), "hidden activation"),
-    "output": (("identity", "softmax"), "output function"),
+_CHOICES = {
+    "hidden": (tuple(HIDDEN), "hidden activation"),
+    "output": (tuple(OUTPUT), "output function"),
     "dtype": (FLOAT_DTYPES, "dtype"),
 }
 _NUMBER = re.compile(r"([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?")
