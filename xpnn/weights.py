@@ -438,7 +438,7 @@ def pretrained_network(
     """
     directory = data_home(data_dir)
     path = ensure_files([BOOK_WEIGHTS], directory, download=download)[BOOK_WEIGHTS.name]
-    data, _ = read_verified(BOOK_WEIGHTS, path)
+    data = read_verified(BOOK_WEIGHTS, path)
     arrays = _native(loads_weight_pickle(data, str(path)))
     return _build(
         arrays,
