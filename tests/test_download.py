@@ -375,3 +375,11 @@ def test_eval_offline_names_every_missing_file_at_once(tmp_path):
     for remote in [MNIST_FILES["test", "images"], MNIST_FILES["test", "labels"]]:
         assert remote.sha256 in result.stderr
     assert weights.BOOK_WEIGHTS.sha256 in result.stderr
+
+
+def test_fifo_at_the_book_weights_is_one_line_at_once(tmp_path):
+    os.mkfifo(tmp_path / "sample_weight.pkl")
+    started = time.monotonic()
+    with pytest.raises(xpnn.DataError, match="not a regular file"):
+        xpnn.pretrained_network(data_dir=tmp_path, backend="numpy", download=False)
+    assert time.monotonic() - started < 5
