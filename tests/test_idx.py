@@ -94,7 +94,7 @@ def test_truncated_gzip_stream(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(xpnn.DataError, match="no such file"):
+    with pytest.raises(xpnn.DataError, match="No such file"):
         read_idx(tmp_path / "nope.idx")
 
 

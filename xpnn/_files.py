@@ -1,16 +1,11 @@
-"""Files written atomically and read only when they are regular files.
+"""Files written atomically, read only when they are regular files.
 
-:func:`atomic_write` writes into an unpredictably named temporary next to the
-target (``tempfile.mkstemp``: exclusive creation, a link planted at the name is
-never followed), gives it the mode ``open()`` would (``0o666`` less the
-umask) and renames it over the target (:func:`os.replace` replaces a link
-there rather than writing through it). Any exception, ``KeyboardInterrupt``
-included, removes the temporary. So does SIGTERM: while a temporary exists in
-the main thread and SIGTERM has its default action, it raises
-``SystemExit(143)`` (the exit status a shell reports for SIGTERM), the cleanup
-runs and the process ends as it would have; the previous handler is restored
-afterwards. :func:`open_regular` opens without blocking and refuses anything
-but a regular file (a FIFO would block ``open()`` forever, a device never end).
+:func:`atomic_write` writes an unpredictably named temporary next to the target
+(``tempfile.mkstemp``: exclusive creation, a link planted at the name is never
+followed), gives it the mode ``open()`` would (``0o666`` less the umask) and
+renames it over the target (:func:`os.replace` replaces a link there rather
+than writing through it). Any exception, ``KeyboardInterrupt`` included,
+removes the temporary; so does SIGTERM (see :func:`sigterm_raises`).
 """
 
 from __future__ import annotations
@@ -46,7 +41,7 @@ def default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def _raise_exit(signum: int, frame: Any) -> None:
+def _exit(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
@@ -54,14 +49,15 @@ def _raise_exit(signum: int, frame: Any) -> None:
 def sigterm_raises() -> Iterator[None]:
     """Within the block, SIGTERM raises ``SystemExit(143)`` so that cleanups run.
 
-    Only in the main thread and only where SIGTERM has its default action (a
-    handler or ``SIG_IGN`` someone set stays); the previous action is restored.
+    143 is the status a shell reports for SIGTERM. Only in the main thread and
+    only while SIGTERM has its default action (a handler or ``SIG_IGN`` someone
+    chose is kept); the default is restored afterwards.
     """
     main = threading.current_thread() is threading.main_thread()
     if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
-    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGTERM, _exit)
     try:
         yield
     finally:
@@ -74,22 +70,11 @@ def atomic_write(
     *,
     sync: bool = False,
 ) -> None:
-    """Write ``content`` to ``path`` atomically: a reader sees the old file or the new one.
+    """Write ``content`` (bytes, or a function writing to the binary file given) atomically.
 
-    Parameters
-    ----------
-    path : path-like
-        The target; its directory must exist.
-    content : bytes-like or callable
-        The bytes, or a function that writes them to the binary file it is given.
-    sync : bool
-        ``fsync`` the data before the rename (durable across a power cut).
-
-    Raises
-    ------
-    OSError
-        The directory is missing or unwritable, the disk is full, a directory
-        sits at ``path`` ... Nothing is left behind in any of these cases.
+    A reader sees the old file or the new one; ``sync`` makes the new one
+    durable before the rename. An OSError (missing directory, full disk, a
+    directory at ``path`` ...) leaves nothing behind.
 
     Examples
     --------
@@ -99,21 +84,17 @@ def atomic_write(
     >>> target.read_bytes()
     b'hello'
     """
-    target = os.fspath(path)
-    folder, name = os.path.split(target)
+    folder, name = os.path.split(os.fspath(path))
     with sigterm_raises():
         fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
         try:
             with os.fdopen(fd, "wb") as handle:
-                if callable(content):
-                    content(handle)
-                else:
-                    handle.write(content)
+                content(handle) if callable(content) else handle.write(content)
                 handle.flush()
                 os.fchmod(handle.fileno(), default_file_mode())
                 if sync:
                     os.fsync(handle.fileno())
-            os.replace(tmp, target)
+            os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -121,9 +102,7 @@ def atomic_write(
 
 
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a regular file for reading; anything else (FIFO, device, directory) is an OSError.
-
-    Opening never blocks: a FIFO is opened non-blocking, seen and refused.
+    """Open a regular file for reading, never blocking; anything else is an OSError.
 
     Examples
     --------
@@ -132,10 +111,9 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     >>> os.mkfifo(fifo)
     >>> open_regular(fifo)
     Traceback (most recent call last):
-    ...
     OSError: [Errno 22] not a regular file: '...fifo'
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens at once
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
@@ -147,9 +125,9 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 
 
 def read_at_most(handle: BinaryIO, limit: int) -> bytes:
-    """Read a whole open file, or ``limit + 1`` bytes if it is longer (the caller refuses it).
+    """Read a whole file, or its first ``limit + 1`` bytes (the caller refuses those).
 
-    Memory follows the file's real size (from ``fstat`` where it has one), not ``limit``.
+    Memory follows the file's real size (``fstat``'s where it has one), not ``limit``.
 
     Examples
     --------
@@ -158,17 +136,13 @@ def read_at_most(handle: BinaryIO, limit: int) -> bytes:
     b'abcde'
     """
     try:
-        size = os.fstat(handle.fileno()).st_size
+        size = os.fstat(handle.fileno()).st_size or -1
     except (OSError, AttributeError, io.UnsupportedOperation):
-        size = 0  # no size known: read in pieces
-    chunk, pieces, total = min(size, limit) + 1 if size else 1 << 16, [], 0
-    while total <= limit:
-        piece = handle.read(min(chunk, limit + 1 - total))
-        if not piece:
+        size = -1  # no size known: read in pieces
+    chunk, pieces, total = min(size, limit) + 1 if size > 0 else 1 << 16, [], 0
+    while total <= limit and total != size:
+        if not (piece := handle.read(min(chunk, limit + 1 - total))):
             break
         pieces.append(piece)
-        total += len(piece)
-        if total == size:
-            break
-        chunk = 1 << 20
+        total, chunk = total + len(piece), 1 << 20
     return b"".join(pieces)

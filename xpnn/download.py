@@ -1,22 +1,14 @@
-"""Where data files live, fetching the missing ones from pinned mirrors, and checking pins.
+"""Where data files live, fetching missing ones from pinned mirrors, and checking pins.
 
-Files are looked for in one directory: the ``data_dir`` argument, else
-``XPNN_DATA_DIR``, else the user cache directory (``pooch.os_cache("xpnn")``,
-``~/.cache/xpnn`` on Linux); ``~`` is expanded. Missing files are fetched by
-`pooch <https://www.fatiando.org/pooch/>`_ (registry of pinned SHA-256 hashes,
-verification, placement) through a downloader hook that adds what pooch
-lacks: several mirrors per file, tried in turn; one deadline for the whole
-exchange with each mirror (connection, response headers and body:
-``timeout + size / MIN_RATE`` seconds, besides ``timeout`` seconds of
-silence); a size cap (the pinned size); no redirects followed; the SHA-256 of
-each mirror's bytes checked before the next mirror is tried. Bytes stream
-into a temporary written by :func:`xpnn._files.atomic_write` (ordinary mode,
-removed on any error, Ctrl-C or SIGTERM). Downloading needs pooch (the
-``data`` extra); without it, reading files already in place still works.
-``XPNN_OFFLINE`` set to 1, true, yes or on forbids downloads.
-
-:func:`read_verified` reads a pinned file once, checks its SHA-256 and returns
-those very bytes for the caller to parse.
+The data directory is the ``data_dir`` argument, else ``XPNN_DATA_DIR``, else
+``pooch.os_cache("xpnn")`` (``~/.cache/xpnn`` on Linux); ``~`` is expanded.
+`pooch <https://www.fatiando.org/pooch/>`_ keeps the registry of pinned SHA-256
+hashes, verifies and places downloads; its downloader hook adds what it lacks:
+each mirror in turn, one deadline for the whole exchange (connection,
+headers and body: ``timeout + size / MIN_RATE`` seconds; ``timeout`` of
+silence), the pinned size as a cap, no redirects, the SHA-256 checked before
+the next mirror. Bytes go through :func:`xpnn._files.atomic_write`. Downloads
+need pooch (the ``data`` extra); ``XPNN_OFFLINE`` = 1/true/yes/on forbids them.
 """
 
 from __future__ import annotations
@@ -33,7 +25,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,14 +35,10 @@ from .errors import DataError, first_line
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteFile", "data_home", "ensure_files", "read_verified"]
 
-ENV_DATA_DIR = "XPNN_DATA_DIR"
-ENV_OFFLINE = "XPNN_OFFLINE"
+ENV_DATA_DIR, ENV_OFFLINE = "XPNN_DATA_DIR", "XPNN_OFFLINE"
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
-
-#: Seconds a mirror may stay silent (connecting, or between two reads).
-DEFAULT_TIMEOUT = 30.0
-#: Slowest average transfer rate accepted, in bytes per second, on top of the timeout.
-MIN_RATE = 20_000
+#: Seconds a mirror may stay silent; bytes per second it must average beyond that.
+DEFAULT_TIMEOUT, MIN_RATE = 30.0, 20_000
 #: Largest file downloaded or read when no size is pinned.
 MAX_UNPINNED_BYTES = 1 << 28
 
@@ -67,58 +55,38 @@ class RemoteFile:
     @property
     def max_bytes(self) -> int:
         """The most bytes a download or a read of this file may take."""
-        return self.size if self.size is not None else MAX_UNPINNED_BYTES
+        return MAX_UNPINNED_BYTES if self.size is None else self.size
 
 
 def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Return the directory data files are read from (and downloaded to).
-
-    An empty string (argument or environment variable) means "not set".
+    """Return the data directory (an empty string means "not set").
 
     Examples
     --------
     >>> str(data_home("/srv/mnist"))
     '/srv/mnist'
     """
-    chosen = os.fspath(data_dir) if data_dir is not None else ""
-    chosen = chosen or os.environ.get(ENV_DATA_DIR, "")
+    chosen = os.fspath(data_dir or "") or os.environ.get(ENV_DATA_DIR, "")
     if chosen:
         return Path(chosen).expanduser()
-    try:
-        pooch = importlib.import_module("pooch")
-    except ImportError:
-        return Path.home() / ".cache" / "xpnn"
-    return Path(pooch.os_cache("xpnn"))
+    with contextlib.suppress(ImportError):
+        return Path(importlib.import_module("pooch").os_cache("xpnn"))
+    return Path.home() / ".cache" / "xpnn"
 
 
-def offline() -> bool:
-    """Whether ``XPNN_OFFLINE`` forbids downloads (1/true/yes/on; 0/false/no/off/empty allow).
-
-    Examples
-    --------
-    >>> import os
-    >>> os.environ["XPNN_OFFLINE"] = "Off"
-    >>> offline()
-    False
-    >>> os.environ["XPNN_OFFLINE"] = "1"
-    """
-    value = os.environ.get(ENV_OFFLINE, "")
-    if value.strip().lower() not in _ON + _OFF:
+def _offline() -> bool:
+    """Whether ``XPNN_OFFLINE`` forbids downloads: 1/true/yes/on; 0/false/no/off/empty allow."""
+    value = os.environ.get(ENV_OFFLINE, "").strip().lower()
+    if value not in _ON + _OFF:
         raise DataError(
-            f"{ENV_OFFLINE}={value!r} is not understood; use 1, true, yes or on (no downloads) "
-            "or 0, false, no, off or empty (downloads allowed)"
+            f"{ENV_OFFLINE}={os.environ[ENV_OFFLINE]!r} is not understood; use 1, true, yes or on "
+            "(no downloads) or 0, false, no, off or empty (downloads allowed)"
         )
-    return value.strip().lower() in _ON
+    return value in _ON
 
 
 def read_verified(remote: RemoteFile, path: Path) -> bytes:
-    """Read a pinned regular file once, check its SHA-256 and return those bytes.
-
-    Raises
-    ------
-    DataError
-        The file cannot be read or is no regular file, is longer than its
-        pinned size, or its SHA-256 is not the pinned one.
+    """Read a pinned regular file once, check its SHA-256 and return those bytes, or DataError.
 
     Examples
     --------
@@ -133,8 +101,7 @@ def read_verified(remote: RemoteFile, path: Path) -> bytes:
             data = read_at_most(f, remote.max_bytes)
     except OSError as err:
         raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != remote.sha256:
+    if (actual := hashlib.sha256(data).hexdigest()) != remote.sha256:
         raise DataError(
             f"{path}: SHA-256 {actual} does not match the pinned {remote.sha256}; the file is "
             f"corrupt or not the expected {remote.name}: delete it and load again"
@@ -143,7 +110,7 @@ def read_verified(remote: RemoteFile, path: Path) -> bytes:
 
 
 class _Failed(Exception):
-    """One mirror failed; the message says why."""
+    """A mirror failed; the message says why."""
 
 
 def _hang_up(sock: socket.socket) -> None:
@@ -154,13 +121,11 @@ def _hang_up(sock: socket.socket) -> None:
 
 def _progress(remote: RemoteFile) -> Any:
     """A tqdm bar on stderr when it is a terminal and tqdm is installed, else None."""
-    if not (sys.stderr and sys.stderr.isatty()):
-        return None
-    try:
-        tqdm = importlib.import_module("tqdm").tqdm
-    except ImportError:
-        return None
-    return tqdm(total=remote.size, desc=remote.name, unit="B", unit_scale=True, file=sys.stderr)
+    if sys.stderr and sys.stderr.isatty():
+        with contextlib.suppress(ImportError):
+            bar = importlib.import_module("tqdm").tqdm
+            return bar(total=remote.size, desc=remote.name, unit="B", unit_scale=True)
+    return None
 
 
 def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
@@ -168,20 +133,13 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise _Failed(f"unsupported scheme {parts.scheme!r}")
+    connection = http.client.HTTPConnection(parts.netloc, timeout=timeout)
     if parts.scheme == "https":
-        import certifi  # a dependency of pooch's requests
-
+        certifi = importlib.import_module("certifi")  # comes with pooch (through requests)
         context = ssl.create_default_context(cafile=certifi.where())
-        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.netloc, timeout=timeout, context=context
-        )
-    else:
-        connection = http.client.HTTPConnection(parts.netloc, timeout=timeout)
+        connection = http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=context)
     limit = timeout + remote.max_bytes / MIN_RATE
-    deadline = time.monotonic() + limit
-    timer: threading.Timer | None = None
-    response: Any = None
-    bar: Any = None
+    deadline, timer, response, bar = time.monotonic() + limit, None, None, None
     try:
         connection.connect()
         timer = threading.Timer(deadline - time.monotonic(), _hang_up, (connection.sock,))
@@ -192,8 +150,7 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
             raise _Failed(f"HTTP {response.status} {response.reason}")
         digest, received, bar = hashlib.sha256(), 0, _progress(remote)
         while chunk := response.read1(1 << 16):
-            received += len(chunk)
-            if received > remote.max_bytes:
+            if (received := received + len(chunk)) > remote.max_bytes:
                 raise _Failed(f"longer than the expected {remote.max_bytes} bytes")
             digest.update(chunk)
             out.write(chunk)
@@ -210,56 +167,48 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
             raise _Failed(f"silent for the {timeout} s timeout") from None
         raise
     finally:
-        if timer is not None:
-            timer.cancel()
         for resource in (response, connection, bar):
             if resource is not None:
                 resource.close()
+        if timer is not None:
+            timer.cancel()
 
 
-@dataclass
-class _Mirrors:
-    """pooch's downloader hook: try each mirror of ``remote``; record why each failed."""
+def _mirrors(remote: RemoteFile, timeout: float, failures: list[str]) -> Callable[..., None]:
+    """pooch's downloader hook: try each mirror of ``remote``, record why each failed."""
 
-    remote: RemoteFile
-    timeout: float
-    failures: list[str]
-
-    def __call__(self, url: str, output_file: str, pooch: object) -> None:
-        for mirror in self.remote.urls:
+    def download(url: str, output_file: str, pooch: object) -> None:
+        for mirror in remote.urls:
             try:
-                atomic_write(
-                    output_file, functools.partial(_get, mirror, self.remote, self.timeout)
-                )
-                return
+                return atomic_write(output_file, functools.partial(_get, mirror, remote, timeout))
             except Exception as err:  # network, HTTP, deadline, size, hash, disk
-                why = str(err) if isinstance(err, _Failed) else f"{type(err).__name__}: {err}"
-                self.failures.append(f"{mirror} ({first_line(ValueError(why))})")
-        raise _Failed("every mirror failed")
+                why = err if isinstance(err, _Failed) else f"{type(err).__name__}: {err}"
+                failures.append(f"{mirror} ({first_line(ValueError(why))})")
+        raise _Failed
+
+    return download
 
 
 def _fetch(missing: list[RemoteFile], directory: Path, timeout: float) -> str:
-    """Download the missing files with pooch; return why some are still missing."""
+    """Download the missing files with pooch; return what was tried."""
     try:
         pooch = importlib.import_module("pooch")
+        directory.mkdir(parents=True, exist_ok=True)
     except ImportError:
         return "downloading needs pooch: pip install 'xpnn[data]'"
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DataError(
             f"cannot create the data directory {directory} ({err.strerror or err}); point "
             f"{ENV_DATA_DIR} (or data_dir / --data-dir) at a writable directory"
         ) from None
     registry = {r.name: f"sha256:{r.sha256}" for r in missing}
-    store = pooch.Pooch(path=directory, base_url="", registry=registry)
-    logger, failures = pooch.get_logger(), list[str]()
+    store, logger, failures = pooch.Pooch(directory, "", registry), pooch.get_logger(), list[str]()
     level = logger.level
     logger.setLevel("WARNING")  # no "Downloading ..." line per file
     try:
         for remote in missing:
             with sigterm_raises(), contextlib.suppress(_Failed):
-                store.fetch(remote.name, downloader=_Mirrors(remote, timeout, failures))
+                store.fetch(remote.name, downloader=_mirrors(remote, timeout, failures))
     finally:
         logger.setLevel(level)
     return "tried " + ", ".join(failures) if failures else "no mirror known"
@@ -272,29 +221,13 @@ def ensure_files(
     download: bool = True,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> dict[str, Path]:
-    """Return the local path of each file by name, downloading the missing ones.
+    """Return the path of each file by name in :func:`data_home`, downloading missing ones.
 
-    Present files are not checked here: their readers verify them on use
-    (:func:`read_verified`). Call it once with every file a task needs, so
-    that all the missing ones are named together.
-
-    Parameters
-    ----------
-    remotes : iterable of RemoteFile
-        The files wanted.
-    data_dir : path-like or None
-        The data directory, resolved by :func:`data_home`.
-    download : bool
-        Download missing files (unless ``XPNN_OFFLINE`` forbids it).
-    timeout : float
-        Seconds a mirror may stay silent before the next one is tried.
-
-    Raises
-    ------
-    DataError
-        ``XPNN_OFFLINE`` is not understood, the directory is not one or cannot
-        be created, or files are still missing: one line naming every missing
-        file with its SHA-256 and every URL tried with the reason it failed.
+    Present files are verified by their readers (:func:`read_verified`). Call
+    it once with every file a task needs: a :class:`~xpnn.DataError` names every
+    missing file with its SHA-256, and every URL tried with why it failed, in one
+    line. ``timeout``: seconds a mirror may stay silent. ``download=False`` or
+    ``XPNN_OFFLINE`` forbid downloads.
     """
     remotes, directory = list(remotes), data_home(data_dir)
     if directory.exists() and not directory.is_dir():
@@ -304,18 +237,16 @@ def ensure_files(
         )
     paths = {r.name: directory / r.name for r in remotes}
     missing = [r for r in remotes if not paths[r.name].exists()]
-    why, forbidden = "", offline()
+    why, forbidden = "", _offline()
     if missing and (forbidden or not download):
         why = "downloads are turned off" + (f" by {ENV_OFFLINE}" if forbidden else "")
     elif missing:
         why = _fetch(missing, directory, timeout)
-    still = [r for r in missing if not paths[r.name].exists()]
-    if still:
-        names = ", ".join(r.name for r in still)
+    if still := [r for r in missing if not paths[r.name].exists()]:
         pins = "; ".join(f"{r.name} (SHA-256 {r.sha256})" for r in still)
         raise DataError(
-            f"missing data file(s) {names} in {directory} and could not download them ({why}); "
-            f"download {pins} by hand into {directory}, or set {ENV_DATA_DIR} to a directory "
-            "that holds them"
+            f"missing data file(s) {', '.join(r.name for r in still)} in {directory} and could "
+            f"not download them ({why}); download {pins} by hand into {directory}, or set "
+            f"{ENV_DATA_DIR} to a directory that holds them"
         )
     return paths

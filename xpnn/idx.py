@@ -1,12 +1,10 @@
 """A validating reader for IDX files (the MNIST file format), raw or gzip-compressed.
 
-Nothing is trusted before it is checked: the magic number, the type code, the
-dimensions, and that the data is exactly as long as the dimensions say. A
-header declaring more than ``max_bytes`` is refused before the data is read,
-data is read in pieces as it arrives (memory follows what the file really
-holds) and decompression stops one byte past the declared size, so a gzip
-bomb cannot exhaust memory. Every failure is a :class:`xpnn.DataError` naming
-the file.
+Checked before use: magic number, type code, dimensions, data exactly as long
+as declared. A header declaring over ``max_bytes`` is refused before any data
+is read; data is read in pieces as it comes (memory follows what the file
+holds) and decompression stops one byte past the declared size, so a gzip bomb
+cannot exhaust memory. Every failure is an :class:`xpnn.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -26,16 +24,9 @@ from .errors import DataError
 
 __all__ = ["IDX_TYPES", "parse_idx", "read_idx"]
 
+_CODES = {0x08: "u1", 0x09: "i1", 0x0B: "i2", 0x0C: "i4", 0x0D: "f4", 0x0E: "f8"}
 #: IDX type codes and the big-endian NumPy dtypes they stand for.
-IDX_TYPES: dict[int, np.dtype[Any]] = {
-    code: np.dtype(name)
-    for code, name in zip(
-        (0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E),
-        (">u1", ">i1", ">i2", ">i4", ">f4", ">f8"),
-        strict=True,
-    )
-}
-
+IDX_TYPES: dict[int, np.dtype[Any]] = {code: np.dtype(f">{t}") for code, t in _CODES.items()}
 #: Largest data section accepted by default (256 MiB; MNIST's largest file is 47 MB).
 DEFAULT_MAX_BYTES = 1 << 28
 
@@ -51,8 +42,7 @@ def _read(stream: BinaryIO, size: int, name: str, what: str) -> bytes:
 
 
 def _parse(stream: BinaryIO, name: str, max_bytes: int) -> np.ndarray:
-    magic = _read(stream, 4, name, "header")
-    zero, code, ndim = struct.unpack(">HBB", magic)
+    zero, code, ndim = struct.unpack(">HBB", magic := _read(stream, 4, name, "header"))
     if zero != 0:
         raise DataError(f"{name}: not an IDX file (magic {magic.hex()} does not start with 0000)")
     if code not in IDX_TYPES:
@@ -61,11 +51,10 @@ def _parse(stream: BinaryIO, name: str, max_bytes: int) -> np.ndarray:
         raise DataError(f"{name}: IDX header declares no dimensions")
     dims = struct.unpack(f">{ndim}I", _read(stream, 4 * ndim, name, "dimensions"))
     dtype = IDX_TYPES[code]
-    size = dtype.itemsize * math.prod(dims)  # Python ints: no overflow
-    if size > max_bytes:
+    if (size := dtype.itemsize * math.prod(dims)) > max_bytes:  # Python ints: no overflow
         raise DataError(f"{name}: IDX header declares {dims}, over the {max_bytes}-byte limit")
     data = _read(stream, size, name, "data")
-    if stream.read(1):
+    if stream.read(1):  # one byte past the declared size, not the rest of a bomb
         raise DataError(f"{name}: trailing bytes after the {size} bytes the header declares")
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
@@ -73,9 +62,7 @@ def _parse(stream: BinaryIO, name: str, max_bytes: int) -> np.ndarray:
 def parse_idx(
     data: bytes, name: str | os.PathLike[str] = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> np.ndarray:
-    """Parse IDX bytes already in memory, gzip-compressed (detected by content) or raw.
-
-    Used where the bytes were verified (hashed) first: exactly those are parsed.
+    """Parse IDX bytes in memory (gzip detected by content): those verified are those parsed.
 
     Examples
     --------
@@ -93,11 +80,7 @@ def parse_idx(
 
 
 def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
-    """Read an IDX file (a regular file), gzip-compressed or raw, into a native-order array.
-
-    ``max_bytes`` bounds the data section the header may declare (and the file
-    read). Raises :class:`xpnn.DataError` for a missing, unreadable or invalid
-    file.
+    """Read an IDX file (regular, raw or gzip) into a native-order array, or DataError.
 
     Examples
     --------
@@ -110,8 +93,6 @@ def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
     try:
         with open_regular(path) as f:
             data = read_at_most(f, max_bytes + 1024)  # the data and the longest header
-    except FileNotFoundError:
-        raise DataError(f"{os.fspath(path)}: no such file") from None
     except OSError as err:
         raise DataError(f"{os.fspath(path)}: cannot read ({err.strerror or err})") from None
     return parse_idx(data, path, max_bytes=max_bytes)

@@ -1,11 +1,10 @@
 """MNIST with the book's ``load_mnist`` signature, validated, on any backend.
 
-Files are found (or downloaded, pinned by SHA-256) as :mod:`xpnn.download`
-describes. Each file is read once, the SHA-256 of those bytes checked against
-the pin, the same bytes parsed by the validating IDX reader and checked to be
-MNIST (28x28 uint8 images, labels 0-9, as many labels as images). Nothing is
-cached: decoding the test split takes about 0.05 s, a few percent of an
-evaluation. Labels stay uint8 on every backend (one-hot labels: float32).
+Files are found (or downloaded) as :mod:`xpnn.download` says. Each is read
+once, its SHA-256 checked against the pin, the same bytes parsed by the IDX
+reader and checked to be MNIST (28x28 uint8 images, labels 0-9, as many
+labels as images). Nothing is cached: decoding the test split takes about
+0.1 s. Labels are uint8 on every backend, one-hot labels float32.
 """
 
 from __future__ import annotations
@@ -39,6 +38,7 @@ MNIST_FILES = {
     )
     for name, size, sha in (line.split() for line in _PINS.splitlines())
 }
+_Dir = str | os.PathLike[str] | None
 
 
 def _check_mnist(array: np.ndarray, kind: str, path: Any) -> None:
@@ -52,20 +52,16 @@ def _check_mnist(array: np.ndarray, kind: str, path: Any) -> None:
         raise DataError(f"{path}: MNIST label {int(array.max())} is out of range 0-9")
 
 
-def _host_split(split: str, kinds: tuple[str, ...], data_dir: Any, download: bool) -> list[Any]:
-    """The split's arrays (host NumPy), each read once, verified, parsed and checked."""
-    check_choice(split, ("train", "test"), "MNIST split")
-    remotes = [MNIST_FILES[split, kind] for kind in kinds]
+def _host(split: str, kinds: tuple[str, ...], data_dir: _Dir, download: bool) -> list[Any]:
+    """The split's host arrays, each file read once, verified, parsed and checked."""
+    remotes = [MNIST_FILES[check_choice(split, ("train", "test"), "MNIST split"), k] for k in kinds]
     paths = ensure_files(remotes, data_dir, download=download)
     arrays = []
     for kind, remote in zip(kinds, remotes, strict=True):
-        path = paths[remote.name]
-        arrays.append(parse_idx(read_verified(remote, path), path))  # the bytes hashed
-        _check_mnist(arrays[-1], kind, path)
-    if len(arrays) == 2 and arrays[0].shape[0] != arrays[1].shape[0]:
-        raise DataError(
-            f"MNIST {split} split: {arrays[0].shape[0]} images but {arrays[1].shape[0]} labels"
-        )
+        arrays.append(parse_idx(read_verified(remote, paths[remote.name]), paths[remote.name]))
+        _check_mnist(arrays[-1], kind, paths[remote.name])
+    if len(arrays) == 2 and len(arrays[0]) != len(arrays[1]):
+        raise DataError(f"MNIST {split} split: {len(arrays[0])} images but {len(arrays[1])} labels")
     return arrays
 
 
@@ -84,39 +80,22 @@ def load_mnist_split(
     flatten: bool = True,
     one_hot_label: bool = False,
     *,
-    data_dir: str | os.PathLike[str] | None = None,
+    data_dir: _Dir = None,
     backend: str | None = None,
     device: Any = None,
     download: bool = True,
 ) -> tuple[Any, Any]:
-    """Load one MNIST split as ``(x, t)``; the test split needs only the test files.
+    """Load one split, ``"test"`` or ``"train"``, as ``(x, t)`` (the test set needs no train file).
 
-    Parameters
-    ----------
-    split : {"test", "train"}
-        Which split.
-    normalize : bool
-        ``True``: float32 pixels in [0, 1]; ``False``: the raw uint8 pixels.
-    flatten : bool
-        ``True``: images of shape ``(N, 784)``; ``False``: ``(N, 1, 28, 28)``.
-    one_hot_label : bool
-        ``True``: float32 labels of shape ``(N, 10)``; ``False``: uint8 ``(N,)``.
-    data_dir : path-like or None
-        Where the ``.gz`` files are (or go); see :func:`xpnn.download.data_home`.
-    backend, device
-        Where the arrays are placed; see :func:`xpnn.namespace`.
-    download : bool
-        Download missing files from the pinned mirrors.
-
-    Raises
-    ------
-    DataError
-        Missing files that could not be downloaded, or corrupt files.
+    ``normalize``: float32 pixels in [0, 1], else uint8; ``flatten``: images
+    ``(N, 784)``, else ``(N, 1, 28, 28)``; ``one_hot_label``: float32 ``(N, 10)``,
+    else uint8 ``(N,)``. ``data_dir``: see :func:`xpnn.download.data_home`;
+    ``backend``, ``device``: see :func:`xpnn.namespace`; ``download``: fetch
+    missing files. Missing or corrupt files raise :class:`xpnn.DataError`.
     """
     xp, dev = namespace(backend, device)
-    images, labels = _host_split(split, ("images", "labels"), data_dir, download)
-    images = images.reshape(images.shape[0], -1) if flatten else images[:, np.newaxis]
-    x = xp.asarray(images, device=dev)
+    images, labels = _host(split, ("images", "labels"), data_dir, download)
+    x = xp.asarray(images.reshape(len(images), -1) if flatten else images[:, None], device=dev)
     if normalize:
         with device_scope(x):
             x = xp.astype(x, xp.float32) / 255
@@ -127,14 +106,14 @@ def load_mnist_labels(
     split: str = "train",
     one_hot_label: bool = False,
     *,
-    data_dir: str | os.PathLike[str] | None = None,
+    data_dir: _Dir = None,
     backend: str | None = None,
     device: Any = None,
     download: bool = True,
 ) -> Any:
     """Load the labels of one split only (no images needed); see :func:`load_mnist_split`."""
     xp, dev = namespace(backend, device)
-    (labels,) = _host_split(split, ("labels",), data_dir, download)
+    (labels,) = _host(split, ("labels",), data_dir, download)
     return _labels(labels, one_hot_label, xp, dev)
 
 
@@ -143,28 +122,16 @@ def load_mnist(
     flatten: bool = True,
     one_hot_label: bool = False,
     *,
-    data_dir: str | os.PathLike[str] | None = None,
+    data_dir: _Dir = None,
     backend: str | None = None,
     device: Any = None,
     download: bool = True,
 ) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
     """Load MNIST as the book does: ``((x_train, t_train), (x_test, t_test))``.
 
-    Needs all four files (missing ones are named together); :func:`load_mnist_split`
-    loads the test set alone.
+    Needs all four files (the missing ones are named together).
     """
     ensure_files(MNIST_FILES.values(), data_dir, download=download)
-    train, test = (
-        load_mnist_split(
-            split,
-            normalize,
-            flatten,
-            one_hot_label,
-            data_dir=data_dir,
-            backend=backend,
-            device=device,
-            download=download,
-        )
-        for split in ("train", "test")
-    )
-    return train, test
+    options: dict[str, Any] = {"data_dir": data_dir, "backend": backend, "device": device}
+    train = load_mnist_split("train", normalize, flatten, one_hot_label, **options)
+    return train, load_mnist_split("test", normalize, flatten, one_hot_label, **options)
