@@ -127,7 +127,7 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 def read_at_most(handle: BinaryIO, limit: int) -> bytes:
     """Read a whole file, or its first ``limit + 1`` bytes (the caller refuses those).
 
-    Memory follows the file's real size (``fstat``'s where it has one), not ``limit``.
+    Memory follows the file's size (``fstat``'s, where it has one), not ``limit``.
 
     Examples
     --------
@@ -136,13 +136,7 @@ def read_at_most(handle: BinaryIO, limit: int) -> bytes:
     b'abcde'
     """
     try:
-        size = os.fstat(handle.fileno()).st_size or -1
+        size = os.fstat(handle.fileno()).st_size
     except (OSError, AttributeError, io.UnsupportedOperation):
-        size = -1  # no size known: read in pieces
-    chunk, pieces, total = min(size, limit) + 1 if size > 0 else 1 << 16, [], 0
-    while total <= limit and total != size:
-        if not (piece := handle.read(min(chunk, limit + 1 - total))):
-            break
-        pieces.append(piece)
-        total, chunk = total + len(piece), 1 << 20
-    return b"".join(pieces)
+        size = limit  # a stream: the limit bounds it
+    return handle.read(min(size, limit) + 1)

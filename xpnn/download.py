@@ -28,6 +28,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 from ._files import atomic_write, open_regular, read_at_most, sigterm_raises
@@ -120,12 +121,12 @@ def _hang_up(sock: socket.socket) -> None:
 
 
 def _progress(remote: RemoteFile) -> Any:
-    """A tqdm bar on stderr when it is a terminal and tqdm is installed, else None."""
-    if sys.stderr and sys.stderr.isatty():
-        with contextlib.suppress(ImportError):
-            bar = importlib.import_module("tqdm").tqdm
-            return bar(total=remote.size, desc=remote.name, unit="B", unit_scale=True)
-    return None
+    """A tqdm bar on stderr when it is a terminal (and tqdm is installed)."""
+    with contextlib.suppress(ImportError):
+        bar = importlib.import_module("tqdm").tqdm
+        off = not (sys.stderr and sys.stderr.isatty())
+        return bar(total=remote.size, desc=remote.name, unit="B", unit_scale=True, disable=off)
+    return SimpleNamespace(update=lambda count: None, close=lambda: None)
 
 
 def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
@@ -139,23 +140,23 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
         context = ssl.create_default_context(cafile=certifi.where())
         connection = http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=context)
     limit = timeout + remote.max_bytes / MIN_RATE
-    deadline, timer, response, bar = time.monotonic() + limit, None, None, None
+    deadline = time.monotonic() + limit
+    connection.connect()  # within the timeout
+    timer = threading.Timer(deadline - time.monotonic(), _hang_up, (connection.sock,))
+    timer.start()
     try:
-        connection.connect()
-        timer = threading.Timer(deadline - time.monotonic(), _hang_up, (connection.sock,))
-        timer.start()
         connection.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
-        response = connection.getresponse()
-        if response.status != 200:
-            raise _Failed(f"HTTP {response.status} {response.reason}")
-        digest, received, bar = hashlib.sha256(), 0, _progress(remote)
-        while chunk := response.read1(1 << 16):
-            if (received := received + len(chunk)) > remote.max_bytes:
-                raise _Failed(f"longer than the expected {remote.max_bytes} bytes")
-            digest.update(chunk)
-            out.write(chunk)
-            if bar is not None:
+        with connection.getresponse() as response:
+            if response.status != 200:
+                raise _Failed(f"HTTP {response.status} {response.reason}")
+            digest, received, bar = hashlib.sha256(), 0, _progress(remote)
+            while chunk := response.read1(1 << 16):
+                if (received := received + len(chunk)) > remote.max_bytes:
+                    raise _Failed(f"longer than the expected {remote.max_bytes} bytes")
+                digest.update(chunk)
+                out.write(chunk)
                 bar.update(len(chunk))
+            bar.close()
         if remote.size is not None and received != remote.size:
             raise _Failed(f"truncated: {received} of {remote.size} bytes")
         if digest.hexdigest() != remote.sha256:
@@ -167,11 +168,8 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
             raise _Failed(f"silent for the {timeout} s timeout") from None
         raise
     finally:
-        for resource in (response, connection, bar):
-            if resource is not None:
-                resource.close()
-        if timer is not None:
-            timer.cancel()
+        timer.cancel()
+        connection.close()
 
 
 def _mirrors(remote: RemoteFile, timeout: float, failures: list[str]) -> Callable[..., None]:
