@@ -1,12 +1,4 @@
-"""Files written atomically, read only when they are regular files.
-
-:func:`atomic_write` writes an unpredictably named temporary next to the target
-(``tempfile.mkstemp``: exclusive creation, a link planted at the name is never
-followed), gives it the mode ``open()`` would (``0o666`` less the umask) and
-renames it over the target (:func:`os.replace` replaces a link there rather
-than writing through it). Any exception, ``KeyboardInterrupt`` included,
-removes the temporary; so does SIGTERM (see :func:`sigterm_raises`).
-"""
+"""Files written atomically, and read only when they are regular files."""
 
 from __future__ import annotations
 
@@ -47,11 +39,8 @@ def _exit(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``SystemExit(143)`` so that cleanups run.
-
-    143 is the status a shell reports for SIGTERM. Only in the main thread and
-    only while SIGTERM has its default action (a handler or ``SIG_IGN`` someone
-    chose is kept); the default is restored afterwards.
+    """Within the block, SIGTERM raises ``SystemExit(143)`` (a shell's status for it) so that
+    cleanups run; only in the main thread, and only where SIGTERM has its default action.
     """
     main = threading.current_thread() is threading.main_thread()
     if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
@@ -67,14 +56,13 @@ def sigterm_raises() -> Iterator[None]:
 def atomic_write(
     path: str | os.PathLike[str],
     content: bytes | bytearray | memoryview | Callable[[BinaryIO], object],
-    *,
-    sync: bool = False,
 ) -> None:
     """Write ``content`` (bytes, or a function writing to the binary file given) atomically.
 
-    A reader sees the old file or the new one; ``sync`` makes the new one
-    durable before the rename. An OSError (missing directory, full disk, a
-    directory at ``path`` ...) leaves nothing behind.
+    An unpredictable temporary next to ``path`` (``mkstemp``: exclusive, never
+    through a planted link) gets the mode ``open()`` gives and is renamed over
+    ``path`` (a link there is replaced, not followed). Any exception, Ctrl-C
+    and SIGTERM (:func:`sigterm_raises`) remove it.
 
     Examples
     --------
@@ -92,8 +80,6 @@ def atomic_write(
                 content(handle) if callable(content) else handle.write(content)
                 handle.flush()
                 os.fchmod(handle.fileno(), default_file_mode())
-                if sync:
-                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
