@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -172,19 +172,15 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
         connection.close()
 
 
-def _mirrors(remote: RemoteFile, timeout: float, failures: list[str]) -> Callable[..., None]:
-    """pooch's downloader hook: try each mirror of ``remote``, record why each failed."""
-
-    def download(url: str, output_file: str, pooch: object) -> None:
-        for mirror in remote.urls:
-            try:
-                return atomic_write(output_file, functools.partial(_get, mirror, remote, timeout))
-            except Exception as err:  # network, HTTP, deadline, size, hash, disk
-                why = err if isinstance(err, _Failed) else f"{type(err).__name__}: {err}"
-                failures.append(f"{mirror} ({first_line(ValueError(why))})")
-        raise _Failed
-
-    return download
+def _mirrors(remote: RemoteFile, timeout: float, failures: list[str], *pooch_args: Any) -> None:
+    """pooch's downloader hook (then given url, output_file, pooch): each mirror in turn."""
+    for mirror in remote.urls:
+        try:
+            return atomic_write(pooch_args[1], functools.partial(_get, mirror, remote, timeout))
+        except Exception as err:  # network, HTTP, deadline, size, hash, disk
+            why = err if isinstance(err, _Failed) else f"{type(err).__name__}: {err}"
+            failures.append(f"{mirror} ({first_line(ValueError(why))})")
+    raise _Failed
 
 
 def _fetch(missing: list[RemoteFile], directory: Path, timeout: float) -> str:
@@ -206,7 +202,8 @@ def _fetch(missing: list[RemoteFile], directory: Path, timeout: float) -> str:
     try:
         for remote in missing:
             with sigterm_raises(), contextlib.suppress(_Failed):
-                store.fetch(remote.name, downloader=_mirrors(remote, timeout, failures))
+                hook = functools.partial(_mirrors, remote, timeout, failures)
+                store.fetch(remote.name, downloader=hook)
     finally:
         logger.setLevel(level)
     return "tried " + ", ".join(failures) if failures else "no mirror known"
