@@ -266,7 +266,7 @@ def test_header_trickle_is_bounded_by_the_whole_exchange_deadline(server, tmp_pa
     started = time.monotonic()
     with pytest.raises(xpnn.DataError, match="deadline"):
         ensure_files([_remote(base, "headers")], tmp_path, timeout=TIMEOUT)
-    assert time.monotonic() - started < TIMEOUT + 16384 / download.MIN_RATE + 2
+    assert time.monotonic() - started < TIMEOUT + 16384 / download.MIN_RATE + 5  # not 30 s
     assert list(tmp_path.iterdir()) == []
 
 
