@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
+import sys
 import tempfile
+import threading
+import time
 import tracemalloc
 
 import pytest
 
 from xpnn import _files
-from xpnn._files import atomic_write, default_file_mode, read_at_most
+from xpnn._files import atomic_write, default_file_mode, open_regular, read_at_most
 
 
-def test_writes_with_the_umask_mode(tmp_path):
-    target = tmp_path / "out.bin"
-    atomic_write(target, b"data")
-    assert target.read_bytes() == b"data"
-    assert stat.S_IMODE(target.stat().st_mode) == default_file_mode()
-    current = os.umask(0o077)
-    os.umask(current)
-    assert default_file_mode() == 0o666 & ~current
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_writes_with_the_mode_open_gives(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "out.bin", b"data")
+        with open(tmp_path / "plain.bin", "wb"):
+            pass
+        assert default_file_mode() == 0o666 & ~umask
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.bin").read_bytes() == b"data"
+    mode = stat.S_IMODE((tmp_path / "out.bin").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain.bin").stat().st_mode) == 0o666 & ~umask
 
 
 def test_callable_content_and_replacement(tmp_path):
@@ -105,3 +115,71 @@ def test_read_at_most_reserves_no_more_than_the_file(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 1 << 16
+
+
+_SLOW_WRITE = """
+import sys, time
+from xpnn._files import atomic_write
+def slow(f):
+    f.write(b"partial")
+    f.flush()
+    print("writing", flush=True)
+    time.sleep(60)
+atomic_write(sys.argv[1], slow)
+"""
+
+
+def test_sigterm_while_writing_removes_the_temporary(tmp_path):
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITE, str(tmp_path / "out.bin")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert process.stdout.readline() == b"writing\n"
+        assert len(list(tmp_path.iterdir())) == 1  # the temporary
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 143, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_handler_is_restored_and_others_are_kept(tmp_path):
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    seen = []
+    atomic_write(tmp_path / "a", lambda f: seen.append(signal.getsignal(signal.SIGTERM)))
+    assert seen[0] is not signal.SIG_DFL  # raising while the temporary exists
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        atomic_write(tmp_path / "b", lambda f: seen.append(signal.getsignal(signal.SIGTERM)))
+        assert seen[1] is signal.SIG_IGN  # a choice someone made is left alone
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    thread = threading.Thread(target=atomic_write, args=(tmp_path / "c", b"x"))
+    thread.start()
+    thread.join()
+    assert (tmp_path / "c").read_bytes() == b"x"  # fine outside the main thread
+
+
+def test_open_regular_reads_regular_files(tmp_path):
+    (tmp_path / "f").write_bytes(b"abc")
+    with open_regular(tmp_path / "f") as f:
+        assert f.read() == b"abc"
+
+
+def test_open_regular_refuses_a_fifo_at_once(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(OSError, match="not a regular file"):
+        open_regular(fifo)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("path", ["directory", "/dev/null"])
+def test_open_regular_refuses_directories_and_devices(tmp_path, path):
+    with pytest.raises(OSError, match="not a regular file"):
+        open_regular(tmp_path if path == "directory" else path)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -92,7 +94,7 @@ def test_truncated_gzip_stream(tmp_path):
 
 
 def test_missing_file(tmp_path):
-    with pytest.raises(xpnn.DataError, match="no such file"):
+    with pytest.raises(xpnn.DataError, match="No such file"):
         read_idx(tmp_path / "nope.idx")
 
 
@@ -133,3 +135,25 @@ def test_image_and_label_counts_must_match(tmp_path, monkeypatch):
     _pin_test_split(tmp_path, monkeypatch, mnist_images(3), np.zeros(4, np.uint8))
     with pytest.raises(xpnn.DataError, match="3 images but 4 labels"):
         xpnn.load_mnist_split("test", data_dir=tmp_path)
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    """open() on a FIFO would wait forever for a writer; it is refused at once."""
+    fifo = tmp_path / "fifo.idx"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def read():
+        try:
+            read_idx(fifo)
+        except xpnn.DataError as err:
+            outcome.append(str(err))
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(5)
+    if thread.is_alive():  # unblock the reader before failing
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("read_idx blocked on a FIFO")
+    assert outcome and "not a regular file" in outcome[0]

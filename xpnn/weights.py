@@ -24,7 +24,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, open_regular
 from .backends import FLOAT_DTYPES
 from .download import RemoteFile, data_home, ensure_files, read_verified
 from .errors import WeightsError, XpnnError, check_choice
@@ -108,7 +108,7 @@ def _check_npz(f: IO[bytes], path: Path) -> None:
 
 def _read_npz(path: Path) -> Read:
     try:
-        with open(path, "rb") as f:
+        with open_regular(path) as f:
             _check_npz(f, path)
             f.seek(0)
             with np.load(f, allow_pickle=False) as archive:
@@ -273,6 +273,6 @@ def pretrained_network(
     and the bytes hashed are parsed. ``input_scale=1/255`` feeds raw uint8 pixels.
     """
     path = ensure_files([BOOK_WEIGHTS], data_home(data_dir), download=download)[BOOK_WEIGHTS.name]
-    arrays = loads_weight_pickle(read_verified(BOOK_WEIGHTS, path)[0], str(path))
+    arrays = loads_weight_pickle(read_verified(BOOK_WEIGHTS, path), str(path))
     given = dict(hidden="sigmoid", output="softmax", input_scale=input_scale, dtype=dtype)
     return _build(arrays, {}, str(path), backend=backend, device=device, **given)
