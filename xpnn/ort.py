@@ -1,24 +1,32 @@
 """Run an ONNX model of a network with ONNX Runtime, on the CPU or a CUDA GPU.
 
-:class:`OnnxRunner` wraps one ``onnxruntime.InferenceSession``: it reads the
-model's input and output from the graph (and xpnn's settings from its
-metadata, where it was written by :func:`xpnn.export_onnx`), checks inputs
-before they reach the runtime, and turns runtime failures into one-line
-:class:`~xpnn.OnnxError` messages. Only ``onnxruntime`` is needed to run a
-model; exporting one from a network also needs ``onnx`` and ``ndonnx``.
+A model file is code, so :class:`OnnxRunner` checks it with ``onnx`` before
+ONNX Runtime ever loads it (:func:`xpnn.onnx_import.check_model`: only the
+operators of a plain MLP classifier, no control flow, no subgraphs, no
+functions, external data only from the model's folder), and validates the
+xpnn metadata it carries as strictly as a weights file's settings. Inputs are
+checked before they reach the runtime and outputs after; every failure is one
+:class:`~xpnn.OnnxError` line, and nothing of ONNX Runtime's own log is
+printed (its log level is set for the session and for each run). Needs
+``onnx`` and ``onnxruntime`` (``pip install 'xpnn[onnx]'``).
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import os
-import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import array_api_compat
 import numpy as np
 
-from .backends import to_numpy
-from .errors import BackendError, OnnxError, first_line
+from .backends import parse_device, to_numpy
+from .errors import BackendError, OnnxError, first_line, positive_int
+from .network import batched
+from .onnx_import import _read_file, check_model
 
 if TYPE_CHECKING:
     from .network import Network
@@ -26,9 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["OnnxRunner", "mnist_runner"]
 
 _INSTALL = "pip install 'xpnn[onnx]'"
-_CUDA_RE = re.compile(r"^(?:cuda|gpu)(?::(\d+))?$")
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+_QUIET = 3  # ONNX Runtime's log severity: errors only, which it raises to us anyway
 # ONNX Runtime's names of the element types a network's input can have.
 _INPUT_TYPES = {
     "tensor(float)": "float32",
@@ -37,6 +45,7 @@ _INPUT_TYPES = {
     "tensor(uint8)": "uint8",
 }
 _LABEL_TYPES = ("tensor(int64)", "tensor(int32)")
+_OUTPUTS = ("logits", "probabilities", "labels")
 
 
 def _import_onnxruntime() -> Any:
@@ -51,15 +60,13 @@ def _import_onnxruntime() -> Any:
 
 def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
     """Return the canonical device name and the execution providers for it."""
-    name = device.strip().lower() if isinstance(device, str) else device
-    if name == "cpu":
+    kind, index = parse_device(device) if isinstance(device, str) else (repr(device), None)
+    if kind == "cpu" and index in (None, 0):
         return "cpu", [_CPU]
-    match = _CUDA_RE.match(name) if isinstance(name, str) else None
-    if match is None:
+    if kind != "cuda":
         raise BackendError(
             f"backend 'onnxruntime' has no device {device!r}; choose 'cpu', 'cuda' or 'cuda:N'"
         )
-    index = int(match.group(1) or 0)
     available = ort.get_available_providers()
     if _CUDA not in available:
         raise BackendError(
@@ -67,11 +74,11 @@ def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
             f"installed onnxruntime {ort.__version__} has only {', '.join(available)}; "
             "install onnxruntime-gpu in place of onnxruntime, or use device 'cpu'"
         )
-    return f"cuda:{index}", [(_CUDA, {"device_id": index}), _CPU]
+    return f"cuda:{index or 0}", [(_CUDA, {"device_id": index or 0}), _CPU]
 
 
 class OnnxRunner:
-    """An ONNX model of a classifier, ready to run with ONNX Runtime.
+    """An ONNX model of a classifier, checked, then ready to run with ONNX Runtime.
 
     Parameters
     ----------
@@ -119,18 +126,23 @@ class OnnxRunner:
     ) -> None:
         ort = _import_onnxruntime()
         self.device, providers = _providers(ort, device)
-        source: str | bytes
+        folder: Path | None = None
         if isinstance(model, bytes):
-            source, self.name = model, "the ONNX model"
+            data, self.name = model, "the ONNX model"
         else:
-            source = os.fspath(model)
-            self.name = repr(source)
-            if not os.path.isfile(source):
-                raise OnnxError(f"ONNX model {source!r} does not exist or is not a file")
+            path = Path(os.fspath(model))
+            self.name, folder = repr(str(path)), path.parent.resolve()
+            data = _read_file(path, OnnxError)
+        proto = check_model(data, self.name, folder, OnnxError)  # before the runtime sees it
         options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: warnings would break one-line reports
+        options.log_severity_level = _QUIET
+        if folder is not None:
+            key = "session.model_external_initializers_file_folder_path"
+            options.add_session_config_entry(key, str(folder))
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = _QUIET
         try:
-            self.session = ort.InferenceSession(source, options, providers=providers)
+            self.session = ort.InferenceSession(data, options, providers=providers)
         except Exception as err:
             raise OnnxError(
                 f"onnxruntime cannot load {self.name} on {self.device}: {first_line(err)}"
@@ -140,7 +152,7 @@ class OnnxRunner:
                 f"onnxruntime could not start its CUDA execution provider on {self.device} "
                 "(no such device, or CUDA/cuDNN libraries missing); use device 'cpu'"
             )
-        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self.metadata: dict[str, str] = {p.key: p.value for p in proto.metadata_props}
         self._read_signature(input_size, classes)
 
     def _read_signature(self, input_size: int | None, classes: int | None) -> None:
@@ -160,27 +172,41 @@ class OnnxRunner:
         self.input_dtype = _INPUT_TYPES[x.type]
         self.input_size: int = x.shape[1]
         self.batch: int | None = x.shape[0] if isinstance(x.shape[0], int) else None
-        sizes = self.metadata.get("xpnn.layer_sizes", "")
+        if self.batch == 0 or self.input_size == 0:
+            raise OnnxError(f"{self.name} declares an input of shape {x.shape}: nothing to score")
+        meta = self.metadata
         if y.type in _LABEL_TYPES and len(y.shape) == 1:
-            self.output = "labels"
-            known = sizes.split(",")[-1]
-            self.classes: int | None = int(known) if known.isdigit() else None
+            self.output, self.classes = "labels", classes
         elif y.type in _INPUT_TYPES and len(y.shape) == 2 and isinstance(y.shape[1], int):
-            self.output = self.metadata.get("xpnn.output", "logits")
-            self.classes = y.shape[1]
+            self.output, self.classes = "logits", y.shape[1]
         else:
             raise OnnxError(
                 f"{self.name} returns {y.type} of shape {y.shape}; a network model returns "
                 "labels (batch,) or scores (batch, classes)"
             )
-        self.dtype = self.metadata.get("xpnn.dtype", self.input_dtype)
-        scale = self.metadata.get("xpnn.input_scale", "1.0")
+        claimed = meta.get("xpnn.output", self.output)
+        if claimed not in _OUTPUTS or (claimed == "labels") != (self.output == "labels"):
+            raise OnnxError(
+                f"{self.name} returns {y.type} but its metadata says xpnn.output={claimed!r}"
+            )
+        self.output = claimed
         try:
-            self.input_scale = float(scale)
+            sizes = [int(n) for n in meta.get("xpnn.layer_sizes", "1,1").split(",")]
+            self.input_scale = float(meta.get("xpnn.input_scale", "1.0"))
+            if not (math.isfinite(self.input_scale) and self.input_scale > 0) or min(sizes) < 1:
+                raise ValueError
         except ValueError:
-            raise OnnxError(f"{self.name} has a malformed xpnn.input_scale {scale!r}") from None
+            keys = "xpnn.input_scale or xpnn.layer_sizes"
+            raise OnnxError(f"{self.name} has malformed metadata ({keys})") from None
+        if "xpnn.layer_sizes" in meta:
+            if (sizes[0], self.classes or sizes[-1]) != (self.input_size, sizes[-1]):
+                raise OnnxError(f"{self.name}'s xpnn.layer_sizes do not match its graph")
+            self.classes = sizes[-1]
+        self.dtype = meta.get("xpnn.dtype", self.input_dtype)
+        if self.dtype not in ("float16", "float32", "float64"):
+            raise OnnxError(f"{self.name} has an unknown xpnn.dtype {self.dtype!r}")
         wrong_size = input_size is not None and input_size != self.input_size
-        wrong_classes = classes is not None and self.classes not in (None, classes)
+        wrong_classes = classes is not None and self.classes != classes
         if wrong_size or wrong_classes:
             have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
             need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
@@ -244,13 +270,14 @@ class OnnxRunner:
         if self.input_dtype == "uint8" and host.dtype != np.uint8:
             raise TypeError(
                 f"{self.name} takes uint8 pixels, got dtype {host.dtype}; convert them, "
-                "or export the network with input_dtype='float32'"
+                "or use a model of float input"
             )
         single = host.ndim == 1
         host = np.ascontiguousarray(host[None, :] if single else host, dtype=self.input_dtype)
         if self.batch is not None and host.shape[0] != self.batch:
-            raise ValueError(
-                f"{self.name} has a fixed batch of {self.batch} rows; got {host.shape[0]}"
+            raise OnnxError(
+                f"{self.name} has a fixed batch of {self.batch} rows; got {host.shape[0]} "
+                f"(score it with a batch size of {self.batch} and a multiple of it in rows)"
             )
         return host, single
 
@@ -258,17 +285,36 @@ class OnnxRunner:
         """Return the model's output for ``x`` (one row ``(d,)`` or rows ``(n, d)``).
 
         ``x`` of any backend is copied to the host; floats go to a float model
-        in its dtype, uint8 pixels to a uint8 model.
+        in its dtype, uint8 pixels to a uint8 model. The output is checked:
+        one result per row, labels within ``0..classes-1``.
         """
         feed, single = self._feed(x)
         try:
-            (out,) = self.session.run([self.output_name], {self.input_name: feed})
+            (out,) = self.session.run(
+                [self.output_name], {self.input_name: feed}, self._run_options
+            )
         except Exception as err:
             raise OnnxError(f"onnxruntime failed to run {self.name}: {first_line(err)}") from None
+        out = np.asarray(out)
+        rows, labels = feed.shape[0], self.output == "labels"
+        shape = (rows,) if labels else (rows, self.classes)
+        bad_labels = labels and out.size and (out.min() < 0 or out.max() >= (self.classes or 2**62))
+        if out.shape != shape or bad_labels:
+            what = f"labels {out.min()}..{out.max()}" if bad_labels else f"shape {out.shape}"
+            raise OnnxError(
+                f"{self.name} returned {what} for {rows} rows; expected shape {shape}"
+                + (f" of labels 0..{self.classes - 1}" if labels and self.classes else "")
+            )
         result: np.ndarray = out[0] if single else out
         return result
 
-    def classify(self, x: Any, batch_size: int | None = None) -> np.ndarray:
+    def classify(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
         """Return the predicted class of each row of ``x`` as int64 labels.
 
         Parameters
@@ -277,19 +323,20 @@ class OnnxRunner:
             ``(n, d)`` rows (or one row ``(d,)``) of any backend.
         batch_size : int or None
             Rows per run of the model; ``None`` is one run over all rows.
+        progress : callable or None
+            Called with the number of rows after each run.
         """
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+        if batch_size is not None:
+            batch_size = positive_int(batch_size, "batch_size")
         host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
-        if host.ndim != 2 or batch_size is None or batch_size >= host.shape[0]:
+        if host.ndim != 2:
             return self._labels(self.run(host))
-        parts = [
-            self._labels(self.run(host[start : start + batch_size]))
-            for start in range(0, host.shape[0], batch_size)
-        ]
-        return np.concatenate(parts)
+
+        def labels(block: np.ndarray) -> np.ndarray:
+            return self._labels(self.run(block))
+
+        found: np.ndarray = batched(labels, host, batch_size, array_api_compat.numpy, progress)
+        return found
 
     def _labels(self, out: np.ndarray) -> np.ndarray:
         labels: np.ndarray = out if self.output == "labels" else np.argmax(out, axis=-1)
@@ -305,11 +352,12 @@ def mnist_runner(
 ) -> OnnxRunner:
     """Return a runner for the MNIST network: a given ``.onnx``, or weights exported.
 
-    ``weights`` ending in ``.onnx`` is loaded as it is and must take 784
-    features and give 10 classes; other weights files (and ``None``, the
-    book's weights) are exported with uint8 input and labels output, so the
-    runtime reads raw pixels and returns labels, like the other backends'
-    ``classify`` on uint8 pixels.
+    ``weights`` ending in ``.onnx`` is checked and loaded as it is and must
+    take 784 features and give 10 classes; other weights files (and ``None``,
+    the book's weights) are exported with uint8 input and labels output, so
+    the runtime reads raw pixels and returns labels, like the other backends'
+    ``classify`` on uint8 pixels (a recorded ``input_scale`` is replaced by
+    the ``/255`` of pixels, as ``xpnn eval`` does on every backend).
 
     Examples
     --------
@@ -334,4 +382,5 @@ def mnist_runner(
             f"{os.fspath(weights or 'the weights')!r} is a network of {net.input_size} inputs "
             f"and {net.layer_sizes[-1]} classes, but 784 inputs and 10 classes are needed here"
         )
-    return OnnxRunner.from_network(net, input_dtype="uint8", output="labels", device=device)
+    pixels = net.to(input_scale=1.0)  # the export folds the /255 into W1
+    return OnnxRunner.from_network(pixels, input_dtype="uint8", output="labels", device=device)
