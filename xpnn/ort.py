@@ -36,7 +36,7 @@ __all__ = ["OnnxRunner", "mnist_runner"]
 _INSTALL = "pip install 'xpnn[onnx]'"
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
-_QUIET = 3  # ONNX Runtime's log severity: errors only, which it raises to us anyway
+_QUIET = 4  # ONNX Runtime logs only fatal errors: xpnn raises its errors as one line
 # ONNX Runtime's names of the element types a network's input can have.
 _INPUT_TYPES = {
     "tensor(float)": "float32",
