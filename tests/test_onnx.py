@@ -522,11 +522,15 @@ def test_a_model_declaring_no_rows_is_refused():
 def test_labels_out_of_range_or_of_other_rows_are_refused():
     five = onnx.numpy_helper.from_array(np.array(5, np.int64), "five")
     nodes = [H.make_node("ArgMax", ["x"], ["a"], axis=1, keepdims=0)]
-    big = graph_model([*nodes, H.make_node("Add", ["a", "five"], ["labels"])], [X2], [LABELS], [five])
+    big = graph_model(
+        [*nodes, H.make_node("Add", ["a", "five"], ["labels"])], [X2], [LABELS], [five]
+    )
     runner = OnnxRunner(big, classes=2)
     with pytest.raises(xpnn.OnnxError, match=r"returned labels 5\.\.5 for 3 rows.*labels 0\.\.1"):
         runner.classify(np.zeros((3, 2), np.float32))
-    rows = graph_model([H.make_node("ArgMax", ["x"], ["labels"], axis=0, keepdims=0)], [X2], [LABELS])
+    rows = graph_model(
+        [H.make_node("ArgMax", ["x"], ["labels"], axis=0, keepdims=0)], [X2], [LABELS]
+    )
     with pytest.raises(xpnn.OnnxError, match=r"returned shape \(2,\) for 3 rows"):
         OnnxRunner(rows, classes=2).classify(np.zeros((3, 2), np.float32))
 
@@ -557,7 +561,10 @@ def test_metadata_is_validated(meta, match):
 def test_a_failure_inside_the_run_is_one_line_and_nothing_logged(capfd):
     shape = onnx.numpy_helper.from_array(np.array([-1, 3], np.int64), "shape")
     back = onnx.numpy_helper.from_array(np.array([-1, 2], np.int64), "back")
-    nodes = [H.make_node("Reshape", ["x", "shape"], ["r"]), H.make_node("Reshape", ["r", "back"], ["y"])]
+    nodes = [
+        H.make_node("Reshape", ["x", "shape"], ["r"]),
+        H.make_node("Reshape", ["r", "back"], ["y"]),
+    ]
     model = graph_model(nodes, [X2], [value("y", onnx.TensorProto.FLOAT, ["n", 2])], [shape, back])
     runner = OnnxRunner(model)
     capfd.readouterr()
@@ -573,9 +580,15 @@ def loop_model(trips=2**62):
     body = H.make_graph(
         [H.make_node("Add", ["v", "v"], ["v_out"]), H.make_node("Identity", ["c"], ["c_out"])],
         "body",
-        [value("i", onnx.TensorProto.INT64, []), value("c", onnx.TensorProto.BOOL, []),
-         value("v", onnx.TensorProto.FLOAT, ["n", 2])],
-        [value("c_out", onnx.TensorProto.BOOL, []), value("v_out", onnx.TensorProto.FLOAT, ["n", 2])],
+        [
+            value("i", onnx.TensorProto.INT64, []),
+            value("c", onnx.TensorProto.BOOL, []),
+            value("v", onnx.TensorProto.FLOAT, ["n", 2]),
+        ],
+        [
+            value("c_out", onnx.TensorProto.BOOL, []),
+            value("v_out", onnx.TensorProto.FLOAT, ["n", 2]),
+        ],
     )
     inits = [
         onnx.numpy_helper.from_array(np.array(trips, np.int64), "trips"),
@@ -623,9 +636,13 @@ def test_input_scale_weights_score_9352_in_onnxruntime(book, mnist, tmp_path):
 
 def test_runner_external_data_from_the_folder_only(tmp_path):
     model = export_model(xpnn.init_network())
-    onnx.save_model(model, tmp_path / "m.onnx", save_as_external_data=True, location="m.data", size_threshold=0)
+    onnx.save_model(
+        model, tmp_path / "m.onnx", save_as_external_data=True, location="m.data", size_threshold=0
+    )
     x = np.array([[1.0, 0.5]], np.float32)
-    np.testing.assert_allclose(OnnxRunner(tmp_path / "m.onnx").run(x), [[0.31682708, 0.69627909]], rtol=1e-6)
+    np.testing.assert_allclose(
+        OnnxRunner(tmp_path / "m.onnx").run(x), [[0.31682708, 0.69627909]], rtol=1e-6
+    )
     model = onnx.load(tmp_path / "m.onnx", load_external_data=False)
     for tensor in model.graph.initializer:
         for entry in tensor.external_data:

@@ -88,7 +88,12 @@ def test_a_torch_sequential_gives_torch_outputs(backend, dynamo, tmp_path):
     nn = torch.nn
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 4), nn.Sigmoid(), nn.Linear(4, 4), nn.Tanh(),
+        nn.Linear(6, 5),
+        nn.ReLU(),
+        nn.Linear(5, 4),
+        nn.Sigmoid(),
+        nn.Linear(4, 4),
+        nn.Tanh(),
         nn.Linear(4, 3),
     )
     x = torch.randn(16, 6)
@@ -121,7 +126,9 @@ def test_a_sklearn_mlp_gives_sklearn_predictions(backend, activation, zipmap, tm
         n_samples=400, n_features=10, n_informative=6, n_classes=4, random_state=1
     )
     x = x.astype(np.float32)
-    clf = MLPClassifier(hidden_layer_sizes=(12, 7), activation=activation, max_iter=20, random_state=0)
+    clf = MLPClassifier(
+        hidden_layer_sizes=(12, 7), activation=activation, max_iter=20, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         clf.fit(x[:300], y[:300])
@@ -131,7 +138,9 @@ def test_a_sklearn_mlp_gives_sklearn_predictions(backend, activation, zipmap, tm
     )
     net = network(path, backend)
     held_out = x[300:]
-    np.testing.assert_array_equal(host(net.classify(backend.asarray(held_out))), clf.predict(held_out))
+    np.testing.assert_array_equal(
+        host(net.classify(backend.asarray(held_out))), clf.predict(held_out)
+    )
     proba = host(net.predict(backend.asarray(held_out)))
     np.testing.assert_allclose(proba, clf.predict_proba(held_out), atol=1e-5)
 
@@ -211,21 +220,41 @@ def test_control_flow_is_refused(tmp_path):
     ("nodes", "match"),
     [
         ([H.make_node("Conv", ["x", "W"], ["y"])], "operator 'Conv'"),
-        ([H.make_node("MatMul", ["x", "W"], ["m"]), H.make_node("Add", ["m", "x"], ["y"])],
-         "branch"),
+        (
+            [H.make_node("MatMul", ["x", "W"], ["m"]), H.make_node("Add", ["m", "x"], ["y"])],
+            "branch",
+        ),
         ([H.make_node("Relu", ["x"], ["y"])], "Relu .* where no layer precedes it"),
         ([H.make_node("MatMul", ["W", "x"], ["y"])], "takes the layer input as its weight"),
-        ([H.make_node("Cast", ["B"], ["w"], to=T.FLOAT), H.make_node("MatMul", ["x", "w"], ["y"])],
-         "weight 'w' is not a constant"),
-        ([H.make_node("MatMul", ["x", "W"], ["m"]), H.make_node("Sigmoid", ["m"], ["y"])],
-         r"activation \(sigmoid\) after the last layer"),
-        ([H.make_node("MatMul", ["x", "W"], ["m"]), H.make_node("Mul", ["m", "B"], ["y"])],
-         "operator Mul"),
+        (
+            [
+                H.make_node("Cast", ["B"], ["w"], to=T.FLOAT),
+                H.make_node("MatMul", ["x", "w"], ["y"]),
+            ],
+            "weight 'w' is not a constant",
+        ),
+        (
+            [H.make_node("MatMul", ["x", "W"], ["m"]), H.make_node("Sigmoid", ["m"], ["y"])],
+            r"activation \(sigmoid\) after the last layer",
+        ),
+        (
+            [H.make_node("MatMul", ["x", "W"], ["m"]), H.make_node("Mul", ["m", "B"], ["y"])],
+            "operator Mul",
+        ),
         ([H.make_node("Gemm", ["x", "W", "B"], ["y"], transA=1)], "transA=1"),
         ([H.make_node("Softmax", ["x"], ["y"])], "where no layer precedes it"),
     ],
-    ids=["conv", "branch", "no-layer", "weight-first", "non-constant", "last-act", "mul",
-         "transA", "softmax-only"],
+    ids=[
+        "conv",
+        "branch",
+        "no-layer",
+        "weight-first",
+        "non-constant",
+        "last-act",
+        "mul",
+        "transA",
+        "softmax-only",
+    ],
 )
 def test_foreign_structures_are_refused(tmp_path, nodes, match):
     refused(save(tmp_path / "m.onnx", nodes), match)
@@ -240,7 +269,9 @@ def test_a_second_input_is_refused(tmp_path):
 def test_wrong_shapes_are_refused(tmp_path):
     w2 = tensor(np.ones((3, 2), np.float32), "W2")
     nodes = [H.make_node("MatMul", ["x", "W"], ["h"]), H.make_node("MatMul", ["h", "W2"], ["y"])]
-    refused(save(tmp_path / "m.onnx", nodes, [W, w2]), r"weight of shape \(3, 2\) after a layer of 2")
+    refused(
+        save(tmp_path / "m.onnx", nodes, [W, w2]), r"weight of shape \(3, 2\) after a layer of 2"
+    )
     wide = H.make_tensor_value_info("x", T.FLOAT, ["n", 10**12])
     nodes = [H.make_node("MatMul", ["x", "W"], ["y"])]
     refused(save(tmp_path / "w.onnx", nodes, inputs=(wide,)), "1000000000000 features")
@@ -252,7 +283,9 @@ def test_huge_declared_dimensions_are_refused_before_allocating(tmp_path):
     huge.dims.extend([200_000, 200_000])  # 160 GB declared, 8 bytes held
     huge.raw_data = b"\0" * 8
     nodes = [H.make_node("MatMul", ["x", "W"], ["y"])]
-    refused(save(tmp_path / "m.onnx", nodes, [huge]), r"\(8 bytes\) is too small.*160000000000 bytes")
+    refused(
+        save(tmp_path / "m.onnx", nodes, [huge]), r"\(8 bytes\) is too small.*160000000000 bytes"
+    )
 
 
 def test_external_data_outside_the_folder_or_the_file_is_refused(tmp_path):

@@ -65,7 +65,10 @@ def _graph(onnx: Any, net: Network, input_dtype: str, output: str) -> tuple[list
         w = w.astype(np.float64) * scale if i == 1 and scale != 1.0 else w  # as Network folds
         for key, arr in ((f"W{i}", w), (f"b{i}", params[f"b{i}"])):
             weights.append(onnx.numpy_helper.from_array(arr.astype(dtype), key))
-        nodes += [make("MatMul", [value, f"W{i}"], [f"xW{i}"]), make("Add", [f"xW{i}", f"b{i}"], [f"a{i}"])]
+        nodes += [
+            make("MatMul", [value, f"W{i}"], [f"xW{i}"]),
+            make("Add", [f"xW{i}", f"b{i}"], [f"a{i}"]),
+        ]
         value, op = f"a{i}", ACTIVATIONS[name]
         if op is not None:
             nodes, value = [*nodes, make(op, [value], [f"z{i}"])], f"z{i}"
@@ -105,7 +108,9 @@ def export_model(
     helper, rows = onnx.helper, BATCH_AXIS if batch is None else batch
     nodes, weights = _graph(onnx, net, input_dtype, output)
     kind = helper.np_dtype_to_tensor_dtype
-    x = helper.make_tensor_value_info(INPUT_NAME, kind(np.dtype(input_dtype)), [rows, net.input_size])
+    x = helper.make_tensor_value_info(
+        INPUT_NAME, kind(np.dtype(input_dtype)), [rows, net.input_size]
+    )
     if output == "labels":
         y = helper.make_tensor_value_info(output, onnx.TensorProto.INT64, [rows])
     else:

@@ -245,7 +245,9 @@ def _chain(g: _Graph) -> tuple[list[tuple[Any, Any]], list[str], str, str, set[i
                 raise g.error(f"{op} {node.name!r} where no layer precedes it")
             if op == "Softmax" and a.get("axis", -1) not in (1, -1):
                 raise g.error(f"Softmax over axis {a['axis']}, not the classes")
-            output, acts = ("softmax", acts) if op == "Softmax" else (output, [*acts, _ACTIVATIONS[op]])
+            output, acts = (
+                ("softmax", acts) if op == "Softmax" else (output, [*acts, _ACTIVATIONS[op]])
+            )
         elif (
             op not in ("Identity", "Cast", "Flatten")
             or a.get("axis", 1) != 1
@@ -274,7 +276,10 @@ def _tail(g: _Graph, score: str, classes: int, used: set[int]) -> None:
             raise g.error("ArgMax over another axis than the classes")
         if op == "ZipMap" and list(a.get("classlabels_int64s", [])) != k:
             raise g.error("ZipMap labels that are not 0..k-1")
-        if op == "ArrayFeatureExtractor" and (table := g.const(node.input[0], "labels")).tolist() != k:
+        if (
+            op == "ArrayFeatureExtractor"
+            and (table := g.const(node.input[0], "labels")).tolist() != k
+        ):
             raise g.error(f"class labels {table.tolist()[:12]} that are not 0..{classes - 1}")
         if op == "Reshape" and g.const(node.input[1], "shape").tolist() != [-1]:
             raise g.error("a Reshape of the labels to another shape than (-1,)")

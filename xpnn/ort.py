@@ -1,14 +1,13 @@
 """Run an ONNX model of a network with ONNX Runtime, on the CPU or a CUDA GPU.
 
-A model file is code, so :class:`OnnxRunner` checks it with ``onnx`` before
-ONNX Runtime ever loads it (:func:`xpnn.onnx_import.check_model`: only the
-operators of a plain MLP classifier, no control flow, no subgraphs, no
-functions, external data only from the model's folder), and validates the
-xpnn metadata it carries as strictly as a weights file's settings. Inputs are
-checked before they reach the runtime and outputs after; every failure is one
-:class:`~xpnn.OnnxError` line, and nothing of ONNX Runtime's own log is
-printed (its log level is set for the session and for each run). Needs
-``onnx`` and ``onnxruntime`` (``pip install 'xpnn[onnx]'``).
+A model file is code: :class:`OnnxRunner` checks it with ``onnx`` before ONNX
+Runtime loads it (:func:`xpnn.onnx_import.check_model`: a plain MLP's
+operators only, no control flow, subgraphs or functions, external data from
+the model's folder only) and validates its xpnn metadata as strictly as a
+weights file's settings. Inputs are checked before a run and outputs after;
+every failure is one :class:`~xpnn.OnnxError` line, and ONNX Runtime logs only
+fatal errors (set for the session and for each run). Needs ``pip install
+'xpnn[onnx]'`` (onnx and onnxruntime).
 """
 
 from __future__ import annotations
@@ -33,42 +32,34 @@ if TYPE_CHECKING:
 
 __all__ = ["OnnxRunner", "mnist_runner"]
 
-_INSTALL = "pip install 'xpnn[onnx]'"
-_CUDA = "CUDAExecutionProvider"
-_CPU = "CPUExecutionProvider"
-_QUIET = 4  # ONNX Runtime logs only fatal errors: xpnn raises its errors as one line
-# ONNX Runtime's names of the element types a network's input can have.
-_INPUT_TYPES = {
-    "tensor(float)": "float32",
-    "tensor(double)": "float64",
-    "tensor(float16)": "float16",
-    "tensor(uint8)": "uint8",
-}
-_LABEL_TYPES = ("tensor(int64)", "tensor(int32)")
-_OUTPUTS = ("logits", "probabilities", "labels")
+_CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+_FATAL = 4  # ONNX Runtime's log severity: its errors reach us as exceptions
+# ONNX Runtime's names of the element types a network's input (or scores) can have.
+_FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
+_INPUTS = {**_FLOATS, "tensor(uint8)": "uint8"}
+_LABELS = ("tensor(int64)", "tensor(int32)")
 
 
 def _import_onnxruntime() -> Any:
     try:
-        onnxruntime = importlib.import_module("onnxruntime")
+        return importlib.import_module("onnxruntime")
     except ImportError as err:
         raise BackendError(
-            f"backend 'onnxruntime' is not installed ({err}); install it with: {_INSTALL}"
+            f"backend 'onnxruntime' is not installed ({err}); install it with: "
+            "pip install 'xpnn[onnx]'"
         ) from None
-    return onnxruntime
 
 
 def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
     """Return the canonical device name and the execution providers for it."""
-    kind, index = parse_device(device) if isinstance(device, str) else (repr(device), None)
+    kind, index = parse_device(device) if isinstance(device, str) else ("", None)
     if kind == "cpu" and index in (None, 0):
         return "cpu", [_CPU]
     if kind != "cuda":
         raise BackendError(
             f"backend 'onnxruntime' has no device {device!r}; choose 'cpu', 'cuda' or 'cuda:N'"
         )
-    available = ort.get_available_providers()
-    if _CUDA not in available:
+    if _CUDA not in (available := ort.get_available_providers()):
         raise BackendError(
             f"device {device!r} needs ONNX Runtime's CUDA execution provider, but the "
             f"installed onnxruntime {ort.__version__} has only {', '.join(available)}; "
@@ -78,35 +69,25 @@ def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
 
 
 class OnnxRunner:
-    """An ONNX model of a classifier, checked, then ready to run with ONNX Runtime.
+    """An ONNX model of a classifier, checked, then loaded in ONNX Runtime.
 
     Parameters
     ----------
     model : path-like or bytes
         An ``.onnx`` file, or a serialized model.
     device : str
-        ``"cpu"`` (CPU execution provider) or ``"cuda"``/``"cuda:N"`` (CUDA
-        execution provider, where the installed onnxruntime and the machine
-        have it).
+        ``"cpu"``, or ``"cuda"``/``"cuda:N"`` where onnxruntime-gpu has a GPU.
     input_size, classes : int or None
-        The input features and classes the caller needs; a model of other
-        sizes is refused with a message naming both.
+        The sizes the caller needs; a model of others is refused.
 
     Attributes
     ----------
-    device : str
-        ``"cpu"`` or ``"cuda:N"``.
-    input_dtype : str
-        ``"float32"``, ``"float64"``, ``"float16"`` or ``"uint8"``.
-    input_size : int
-        Features per row.
-    output : str
-        ``"labels"``, ``"logits"`` or ``"probabilities"`` (from xpnn's
-        metadata; a foreign model with float output counts as ``"logits"``).
-    batch : int or None
-        Fixed rows per call, or ``None`` for a dynamic batch axis.
-    metadata : dict
-        The model's metadata properties.
+    device, input_dtype, input_size, output, classes, batch, metadata
+        ``"cpu"`` or ``"cuda:N"``; the input's dtype name and features; what
+        the model returns (``"labels"``, ``"logits"`` or ``"probabilities"``,
+        from xpnn's metadata, else ``"logits"`` for scores); the classes
+        (``None`` if unknown); fixed rows per run (``None``: dynamic); the
+        model's metadata properties.
 
     Examples
     --------
@@ -126,23 +107,22 @@ class OnnxRunner:
     ) -> None:
         ort = _import_onnxruntime()
         self.device, providers = _providers(ort, device)
-        folder: Path | None = None
-        if isinstance(model, bytes):
-            data, self.name = model, "the ONNX model"
-        else:
+        folder, self.name = None, "the ONNX model"
+        if not isinstance(model, bytes):
             path = Path(os.fspath(model))
-            self.name, folder = repr(str(path)), path.parent.resolve()
-            data = _read_file(path, OnnxError)
-        proto = check_model(data, self.name, folder, OnnxError)  # before the runtime sees it
-        options = ort.SessionOptions()
-        options.log_severity_level = _QUIET
+            self.name, folder, model = (
+                repr(str(path)),
+                path.parent.resolve(),
+                _read_file(path, OnnxError),
+            )
+        proto = check_model(model, self.name, folder, OnnxError)  # before the runtime sees it
+        options, self._run_options = ort.SessionOptions(), ort.RunOptions()
+        options.log_severity_level = self._run_options.log_severity_level = _FATAL
         if folder is not None:
             key = "session.model_external_initializers_file_folder_path"
             options.add_session_config_entry(key, str(folder))
-        self._run_options = ort.RunOptions()
-        self._run_options.log_severity_level = _QUIET
         try:
-            self.session = ort.InferenceSession(data, options, providers=providers)
+            self.session = ort.InferenceSession(model, options, providers=providers)
         except Exception as err:
             raise OnnxError(
                 f"onnxruntime cannot load {self.name} on {self.device}: {first_line(err)}"
@@ -153,61 +133,57 @@ class OnnxRunner:
                 "(no such device, or CUDA/cuDNN libraries missing); use device 'cpu'"
             )
         self.metadata: dict[str, str] = {p.key: p.value for p in proto.metadata_props}
-        self._read_signature(input_size, classes)
+        self._signature(input_size, classes)
 
-    def _read_signature(self, input_size: int | None, classes: int | None) -> None:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or not outputs:
-            raise OnnxError(
-                f"{self.name} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                "a network model has one input and an output"
-            )
-        x, y = inputs[0], outputs[0]
+    def _signature(self, input_size: int | None, classes: int | None) -> None:
+        (x, *more), (y, *_) = self.session.get_inputs(), self.session.get_outputs()
         self.input_name, self.output_name = x.name, y.name
-        if x.type not in _INPUT_TYPES or len(x.shape) != 2 or not isinstance(x.shape[1], int):
+        if more or x.type not in _INPUTS or len(x.shape) != 2 or not isinstance(x.shape[1], int):
             raise OnnxError(
-                f"{self.name} takes {x.type} of shape {x.shape}; a network model takes "
-                "rows of float or uint8 features, of shape (batch, features)"
+                f"{self.name} takes {x.type} of shape {x.shape}{' and more' if more else ''}; "
+                "a network model takes one input of shape (batch, features)"
             )
-        self.input_dtype = _INPUT_TYPES[x.type]
-        self.input_size: int = x.shape[1]
+        self.input_dtype, self.input_size = _INPUTS[x.type], int(x.shape[1])
         self.batch: int | None = x.shape[0] if isinstance(x.shape[0], int) else None
         if self.batch == 0 or self.input_size == 0:
             raise OnnxError(f"{self.name} declares an input of shape {x.shape}: nothing to score")
-        meta = self.metadata
-        if y.type in _LABEL_TYPES and len(y.shape) == 1:
+        if y.type in _LABELS and len(y.shape) == 1:
             self.output, self.classes = "labels", classes
-        elif y.type in _INPUT_TYPES and len(y.shape) == 2 and isinstance(y.shape[1], int):
+        elif y.type in _FLOATS and len(y.shape) == 2 and isinstance(y.shape[1], int):
             self.output, self.classes = "logits", y.shape[1]
         else:
             raise OnnxError(
                 f"{self.name} returns {y.type} of shape {y.shape}; a network model returns "
                 "labels (batch,) or scores (batch, classes)"
             )
+        meta = self.metadata
         claimed = meta.get("xpnn.output", self.output)
-        if claimed not in _OUTPUTS or (claimed == "labels") != (self.output == "labels"):
+        if claimed not in ("logits", "probabilities", "labels") or (claimed == "labels") != (
+            self.output == "labels"
+        ):
             raise OnnxError(
                 f"{self.name} returns {y.type} but its metadata says xpnn.output={claimed!r}"
             )
-        self.output = claimed
+        self.output, self.dtype = claimed, meta.get("xpnn.dtype", self.input_dtype)
         try:
-            sizes = [int(n) for n in meta.get("xpnn.layer_sizes", "1,1").split(",")]
+            sizes = [int(n) for n in meta.get("xpnn.layer_sizes", "1").split(",")]
             self.input_scale = float(meta.get("xpnn.input_scale", "1.0"))
-            if not (math.isfinite(self.input_scale) and self.input_scale > 0) or min(sizes) < 1:
+            if not (math.isfinite(self.input_scale) and self.input_scale > 0 and min(sizes) > 0):
                 raise ValueError
         except ValueError:
-            keys = "xpnn.input_scale or xpnn.layer_sizes"
-            raise OnnxError(f"{self.name} has malformed metadata ({keys})") from None
+            raise OnnxError(
+                f"{self.name} has malformed metadata (xpnn.input_scale or xpnn.layer_sizes)"
+            ) from None
         if "xpnn.layer_sizes" in meta:
             if (sizes[0], self.classes or sizes[-1]) != (self.input_size, sizes[-1]):
                 raise OnnxError(f"{self.name}'s xpnn.layer_sizes do not match its graph")
             self.classes = sizes[-1]
-        self.dtype = meta.get("xpnn.dtype", self.input_dtype)
-        if self.dtype not in ("float16", "float32", "float64"):
+        if self.dtype not in _FLOATS.values():
             raise OnnxError(f"{self.name} has an unknown xpnn.dtype {self.dtype!r}")
-        wrong_size = input_size is not None and input_size != self.input_size
-        wrong_classes = classes is not None and self.classes != classes
-        if wrong_size or wrong_classes:
+        if (input_size or self.input_size, classes or self.classes) != (
+            self.input_size,
+            self.classes,
+        ):
             have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
             need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
             raise OnnxError(f"{self.name} is a network of {have}, but {need} are needed here")
@@ -236,11 +212,10 @@ class OnnxRunner:
         )
 
     def from_pixels(self, pixels: Any) -> np.ndarray:
-        """Raw uint8 pixels (0..255) as this model's input.
+        """Raw uint8 pixels as this model's input: the first layer sees ``p / 255`` either way.
 
         Unchanged for a uint8 model; for a float model, ``p / 255`` divided by
-        the network's ``input_scale`` (from xpnn's metadata, else 1), so that
-        the first layer sees the intensities ``p / 255`` either way.
+        the ``input_scale`` recorded in xpnn's metadata (else 1).
 
         Examples
         --------
@@ -254,11 +229,16 @@ class OnnxRunner:
             raise TypeError(f"pixels must be uint8, got dtype {host.dtype}")
         if self.input_dtype == "uint8":
             return host
-        divisor = np.asarray(255 * self.input_scale, dtype=self.input_dtype)
-        scaled: np.ndarray = host.astype(self.input_dtype) / divisor
+        scaled: np.ndarray = host.astype(self.input_dtype) / np.asarray(
+            255 * self.input_scale, dtype=self.input_dtype
+        )
         return scaled
 
-    def _feed(self, x: Any) -> tuple[np.ndarray, bool]:
+    def run(self, x: Any) -> np.ndarray:
+        """Return the model's output for ``x`` (one row ``(d,)`` or rows ``(n, d)``, any backend).
+
+        The output is checked: one result per row, labels within ``0..classes-1``.
+        """
         host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
         if host.dtype.kind not in "fiub":
             raise TypeError(f"model input must be real numbers, got dtype {host.dtype}")
@@ -268,44 +248,30 @@ class OnnxRunner:
                 f"(n, {self.input_size}); got shape {host.shape}"
             )
         if self.input_dtype == "uint8" and host.dtype != np.uint8:
-            raise TypeError(
-                f"{self.name} takes uint8 pixels, got dtype {host.dtype}; convert them, "
-                "or use a model of float input"
-            )
-        single = host.ndim == 1
-        host = np.ascontiguousarray(host[None, :] if single else host, dtype=self.input_dtype)
-        if self.batch is not None and host.shape[0] != self.batch:
+            raise TypeError(f"{self.name} takes uint8 pixels, got dtype {host.dtype}")
+        feed = np.ascontiguousarray(host.reshape(-1, self.input_size), dtype=self.input_dtype)
+        rows, labels = feed.shape[0], self.output == "labels"
+        if self.batch not in (None, rows):
             raise OnnxError(
-                f"{self.name} has a fixed batch of {self.batch} rows; got {host.shape[0]} "
-                f"(score it with a batch size of {self.batch} and a multiple of it in rows)"
+                f"{self.name} has a fixed batch of {self.batch} rows; got {rows} (give it "
+                f"batches of {self.batch})"
             )
-        return host, single
-
-    def run(self, x: Any) -> np.ndarray:
-        """Return the model's output for ``x`` (one row ``(d,)`` or rows ``(n, d)``).
-
-        ``x`` of any backend is copied to the host; floats go to a float model
-        in its dtype, uint8 pixels to a uint8 model. The output is checked:
-        one result per row, labels within ``0..classes-1``.
-        """
-        feed, single = self._feed(x)
         try:
             (out,) = self.session.run(
                 [self.output_name], {self.input_name: feed}, self._run_options
             )
         except Exception as err:
             raise OnnxError(f"onnxruntime failed to run {self.name}: {first_line(err)}") from None
-        out = np.asarray(out)
-        rows, labels = feed.shape[0], self.output == "labels"
-        shape = (rows,) if labels else (rows, self.classes)
-        bad_labels = labels and out.size and (out.min() < 0 or out.max() >= (self.classes or 2**62))
-        if out.shape != shape or bad_labels:
-            what = f"labels {out.min()}..{out.max()}" if bad_labels else f"shape {out.shape}"
+        shape, top = ((rows,), self.classes or 2**62) if labels else ((rows, self.classes), 1)
+        if out.shape != shape or (labels and out.size and not 0 <= out.min() <= out.max() < top):
+            what = (
+                f"labels {out.min()}..{out.max()}" if out.shape == shape else f"shape {out.shape}"
+            )
             raise OnnxError(
                 f"{self.name} returned {what} for {rows} rows; expected shape {shape}"
-                + (f" of labels 0..{self.classes - 1}" if labels and self.classes else "")
+                + (f" of labels 0..{top - 1}" if labels and self.classes else "")
             )
-        result: np.ndarray = out[0] if single else out
+        result: np.ndarray = out[0] if host.ndim == 1 else out
         return result
 
     def classify(
@@ -315,32 +281,21 @@ class OnnxRunner:
         *,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Return the predicted class of each row of ``x`` as int64 labels.
+        """Return the int64 label of each row of ``x``, ``batch_size`` rows per run (None: all).
 
-        Parameters
-        ----------
-        x : array_like
-            ``(n, d)`` rows (or one row ``(d,)``) of any backend.
-        batch_size : int or None
-            Rows per run of the model; ``None`` is one run over all rows.
-        progress : callable or None
-            Called with the number of rows after each run.
+        ``progress(rows)`` is called after each run.
         """
-        if batch_size is not None:
-            batch_size = positive_int(batch_size, "batch_size")
+        batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
         host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
-        if host.ndim != 2:
-            return self._labels(self.run(host))
 
         def labels(block: np.ndarray) -> np.ndarray:
-            return self._labels(self.run(block))
+            out = self.run(block)
+            return (out if self.output == "labels" else np.argmax(out, axis=-1)).astype(np.int64)
 
+        if host.ndim != 2:
+            return labels(host)
         found: np.ndarray = batched(labels, host, batch_size, array_api_compat.numpy, progress)
         return found
-
-    def _labels(self, out: np.ndarray) -> np.ndarray:
-        labels: np.ndarray = out if self.output == "labels" else np.argmax(out, axis=-1)
-        return labels.astype(np.int64, copy=False)
 
 
 def mnist_runner(
@@ -352,20 +307,17 @@ def mnist_runner(
 ) -> OnnxRunner:
     """Return a runner for the MNIST network: a given ``.onnx``, or weights exported.
 
-    ``weights`` ending in ``.onnx`` is checked and loaded as it is and must
-    take 784 features and give 10 classes; other weights files (and ``None``,
-    the book's weights) are exported with uint8 input and labels output, so
-    the runtime reads raw pixels and returns labels, like the other backends'
-    ``classify`` on uint8 pixels (a recorded ``input_scale`` is replaced by
-    the ``/255`` of pixels, as ``xpnn eval`` does on every backend).
+    A ``.onnx`` is checked and loaded as it is (784 features, 10 classes);
+    other weights (``None``: the book's) are exported with uint8 input and
+    labels output, the ``/255`` of pixels in place of any recorded
+    ``input_scale``, as ``xpnn eval`` does on every backend.
 
     Examples
     --------
     >>> import pathlib, tempfile, numpy as np, xpnn
     >>> linear = xpnn.Network({"W1": np.zeros((784, 10)), "b1": np.arange(10.0)})
     >>> path = xpnn.export_onnx(linear, pathlib.Path(tempfile.mkdtemp()) / "linear.onnx")
-    >>> runner = mnist_runner(path)
-    >>> runner.classify(np.zeros((2, 784), dtype=np.float32)).tolist()
+    >>> mnist_runner(path).classify(np.zeros((2, 784), dtype=np.float32)).tolist()
     [9, 9]
     """
     from .weights import load_weights, pretrained_network
