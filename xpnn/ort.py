@@ -1,13 +1,9 @@
 """Run an ONNX model of a network with ONNX Runtime, on the CPU or a CUDA GPU.
 
-A model file is code: :class:`OnnxRunner` checks it with ``onnx`` before ONNX
-Runtime loads it (:func:`xpnn.onnx_import.check_model`: a plain MLP's
-operators only, no control flow, subgraphs or functions, external data from
-the model's folder only) and validates its xpnn metadata as strictly as a
-weights file's settings. Inputs are checked before a run and outputs after;
-every failure is one :class:`~xpnn.OnnxError` line, and ONNX Runtime logs only
-fatal errors (set for the session and for each run). Needs ``pip install
-'xpnn[onnx]'`` (onnx and onnxruntime).
+A model file is code: it is checked with ``onnx`` before ONNX Runtime loads it
+(:func:`xpnn.onnx_import.check_model`), its xpnn metadata validated, inputs
+checked before each run and outputs after. Every failure is one
+:class:`~xpnn.OnnxError` line; ONNX Runtime logs fatal errors only (session and run).
 """
 
 from __future__ import annotations
@@ -38,16 +34,16 @@ _FATAL = 4  # ONNX Runtime's log severity: its errors reach us as exceptions
 _FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
 _INPUTS = {**_FLOATS, "tensor(uint8)": "uint8"}
 _LABELS = ("tensor(int64)", "tensor(int32)")
+_OUTPUTS = ("logits", "probabilities", "labels")
+_SHAPES = "; a network model takes (rows, features), returns labels (rows,) or (rows, classes)"
 
 
 def _import_onnxruntime() -> Any:
     try:
         return importlib.import_module("onnxruntime")
     except ImportError as err:
-        raise BackendError(
-            f"backend 'onnxruntime' is not installed ({err}); install it with: "
-            "pip install 'xpnn[onnx]'"
-        ) from None
+        install = "install it with: pip install 'xpnn[onnx]'"
+        raise BackendError(f"backend 'onnxruntime' is not installed ({err}); {install}") from None
 
 
 def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
@@ -69,25 +65,13 @@ def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
 
 
 class OnnxRunner:
-    """An ONNX model of a classifier, checked, then loaded in ONNX Runtime.
+    """An ONNX model (a path or its bytes) of a classifier, checked, then loaded in ONNX Runtime.
 
-    Parameters
-    ----------
-    model : path-like or bytes
-        An ``.onnx`` file, or a serialized model.
-    device : str
-        ``"cpu"``, or ``"cuda"``/``"cuda:N"`` where onnxruntime-gpu has a GPU.
-    input_size, classes : int or None
-        The sizes the caller needs; a model of others is refused.
-
-    Attributes
-    ----------
-    device, input_dtype, input_size, output, classes, batch, metadata
-        ``"cpu"`` or ``"cuda:N"``; the input's dtype name and features; what
-        the model returns (``"labels"``, ``"logits"`` or ``"probabilities"``,
-        from xpnn's metadata, else ``"logits"`` for scores); the classes
-        (``None`` if unknown); fixed rows per run (``None``: dynamic); the
-        model's metadata properties.
+    ``device`` is ``"cpu"`` or ``"cuda[:N]"`` (with onnxruntime-gpu); a model of other
+    ``input_size`` or ``classes`` than given is refused. Attributes: ``device``,
+    ``input_dtype``, ``input_size``, ``output`` (``"labels"``, ``"logits"`` or
+    ``"probabilities"``), ``classes`` (None: unknown), ``batch`` (fixed rows, None:
+    dynamic), ``metadata``.
 
     Examples
     --------
@@ -137,72 +121,52 @@ class OnnxRunner:
 
     def _signature(self, input_size: int | None, classes: int | None) -> None:
         (x, *more), (y, *_) = self.session.get_inputs(), self.session.get_outputs()
-        self.input_name, self.output_name = x.name, y.name
-        if more or x.type not in _INPUTS or len(x.shape) != 2 or not isinstance(x.shape[1], int):
-            raise OnnxError(
-                f"{self.name} takes {x.type} of shape {x.shape}{' and more' if more else ''}; "
-                "a network model takes one input of shape (batch, features)"
-            )
-        self.input_dtype, self.input_size = _INPUTS[x.type], int(x.shape[1])
-        self.batch: int | None = x.shape[0] if isinstance(x.shape[0], int) else None
-        if self.batch == 0 or self.input_size == 0:
-            raise OnnxError(f"{self.name} declares an input of shape {x.shape}: nothing to score")
-        if y.type in _LABELS and len(y.shape) == 1:
-            self.output, self.classes = "labels", classes
-        elif y.type in _FLOATS and len(y.shape) == 2 and isinstance(y.shape[1], int):
-            self.output, self.classes = "logits", y.shape[1]
-        else:
-            raise OnnxError(
-                f"{self.name} returns {y.type} of shape {y.shape}; a network model returns "
-                "labels (batch,) or scores (batch, classes)"
-            )
-        meta = self.metadata
-        claimed = meta.get("xpnn.output", self.output)
-        if claimed not in ("logits", "probabilities", "labels") or (claimed == "labels") != (
-            self.output == "labels"
-        ):
-            raise OnnxError(
-                f"{self.name} returns {y.type} but its metadata says xpnn.output={claimed!r}"
-            )
-        self.output, self.dtype = claimed, meta.get("xpnn.dtype", self.input_dtype)
+        self.input_name, self.output_name, meta = x.name, y.name, self.metadata
+        rows, width = x.shape if len(x.shape) == 2 else (None, None)
+        self.batch: int | None = rows if isinstance(rows, int) else None
+        self.input_size: int = width if isinstance(width, int) else 0
+        self.input_dtype = _INPUTS.get(x.type, "")
+        labels = y.type in _LABELS and len(y.shape) == 1
+        scores = y.type in _FLOATS and len(y.shape) == 2 and isinstance(y.shape[1], int)
+        self.classes: int | None = y.shape[1] if scores else classes
+        self.output = meta.get("xpnn.output", "labels" if labels else "logits")
+        self.dtype = meta.get("xpnn.dtype", self.input_dtype)
         try:
             sizes = [int(n) for n in meta.get("xpnn.layer_sizes", "1").split(",")]
-            self.input_scale = float(meta.get("xpnn.input_scale", "1.0"))
-            if not (math.isfinite(self.input_scale) and self.input_scale > 0 and min(sizes) > 0):
-                raise ValueError
+            self.input_scale = float(meta.get("xpnn.input_scale", "1"))
         except ValueError:
-            raise OnnxError(
-                f"{self.name} has malformed metadata (xpnn.input_scale or xpnn.layer_sizes)"
-            ) from None
-        if "xpnn.layer_sizes" in meta:
-            if (sizes[0], self.classes or sizes[-1]) != (self.input_size, sizes[-1]):
-                raise OnnxError(f"{self.name}'s xpnn.layer_sizes do not match its graph")
+            sizes, self.input_scale = [0], 0.0
+        if labels and "xpnn.layer_sizes" in meta:
             self.classes = sizes[-1]
-        if self.dtype not in _FLOATS.values():
-            raise OnnxError(f"{self.name} has an unknown xpnn.dtype {self.dtype!r}")
-        if (input_size or self.input_size, classes or self.classes) != (
-            self.input_size,
-            self.classes,
-        ):
-            have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
-            need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
-            raise OnnxError(f"{self.name} is a network of {have}, but {need} are needed here")
+        recorded = (sizes[0], sizes[-1]) if "xpnn.layer_sizes" in meta else None
+        have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
+        need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
+        shapes = (
+            f"takes {x.type} {x.shape}{' and more' if more else ''}, returns {y.type} {y.shape}"
+        )
+        for failed, text in [
+            (more or not self.input_dtype or not self.input_size or self.batch == 0, shapes),
+            (not (labels or scores), shapes),
+            (self.output not in _OUTPUTS or (self.output == "labels") != labels, "xpnn.output"),
+            (not (math.isfinite(self.input_scale) and self.input_scale > 0), "xpnn.input_scale"),
+            (
+                min(sizes) < 1 or recorded not in (None, (self.input_size, self.classes)),
+                "xpnn.layer_sizes",
+            ),
+            (self.dtype not in _FLOATS.values(), "xpnn.dtype"),
+            (have != need, f"is a network of {have}, but {need} are needed here"),
+        ]:
+            if failed and text.startswith("xpnn."):
+                text = f"has metadata {text}={meta.get(text)!r}: malformed, or not its graph's"
+            if failed:
+                raise OnnxError(f"{self.name} {text}" + (_SHAPES if text == shapes else ""))
 
     @classmethod
-    def from_network(
-        cls,
-        net: Network,
-        *,
-        input_dtype: str = "float32",
-        output: str = "logits",
-        batch: int | None = None,
-        device: str = "cpu",
-    ) -> OnnxRunner:
-        """Export ``net`` (see :func:`xpnn.export_onnx`) and load it, in memory."""
+    def from_network(cls, net: Network, *, device: str = "cpu", **export: Any) -> OnnxRunner:
+        """Export ``net`` in memory (options of :func:`xpnn.export_onnx`) and load it."""
         from .export import export_model
 
-        model = export_model(net, input_dtype=input_dtype, output=output, batch=batch)
-        return cls(model.SerializeToString(), device=device)
+        return cls(export_model(net, **export).SerializeToString(), device=device)
 
     def __repr__(self) -> str:
         rows = "batch" if self.batch is None else str(self.batch)
@@ -212,10 +176,7 @@ class OnnxRunner:
         )
 
     def from_pixels(self, pixels: Any) -> np.ndarray:
-        """Raw uint8 pixels as this model's input: the first layer sees ``p / 255`` either way.
-
-        Unchanged for a uint8 model; for a float model, ``p / 255`` divided by
-        the ``input_scale`` recorded in xpnn's metadata (else 1).
+        """Raw uint8 pixels as this model's input (for a float model ``p / 255 / input_scale``).
 
         Examples
         --------
@@ -229,10 +190,8 @@ class OnnxRunner:
             raise TypeError(f"pixels must be uint8, got dtype {host.dtype}")
         if self.input_dtype == "uint8":
             return host
-        scaled: np.ndarray = host.astype(self.input_dtype) / np.asarray(
-            255 * self.input_scale, dtype=self.input_dtype
-        )
-        return scaled
+        divisor = np.asarray(255 * self.input_scale, dtype=self.input_dtype)
+        return np.asarray(host.astype(self.input_dtype) / divisor)
 
     def run(self, x: Any) -> np.ndarray:
         """Return the model's output for ``x`` (one row ``(d,)`` or rows ``(n, d)``, any backend).
@@ -281,10 +240,7 @@ class OnnxRunner:
         *,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
-        """Return the int64 label of each row of ``x``, ``batch_size`` rows per run (None: all).
-
-        ``progress(rows)`` is called after each run.
-        """
+        """Int64 labels of ``x``'s rows, ``batch_size`` per run; ``progress(rows)`` after each."""
         batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
         host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
 
@@ -305,12 +261,10 @@ def mnist_runner(
     dtype: str = "float32",
     device: str = "cpu",
 ) -> OnnxRunner:
-    """Return a runner for the MNIST network: a given ``.onnx``, or weights exported.
+    """A runner for an MNIST ``.onnx`` (784 features, 10 classes), or weights exported.
 
-    A ``.onnx`` is checked and loaded as it is (784 features, 10 classes);
-    other weights (``None``: the book's) are exported with uint8 input and
-    labels output, the ``/255`` of pixels in place of any recorded
-    ``input_scale``, as ``xpnn eval`` does on every backend.
+    Other weights (``None``: the book's) are exported for uint8 pixels with the
+    ``/255`` in place of any recorded ``input_scale``, as ``xpnn eval`` does.
 
     Examples
     --------
@@ -330,9 +284,10 @@ def mnist_runner(
     else:
         net = load_weights(weights, backend="numpy", dtype=dtype)
     if (net.input_size, net.layer_sizes[-1]) != (784, 10):
+        sizes = f"{net.input_size} inputs and {net.layer_sizes[-1]} classes"
+        name = os.fspath(weights or "the weights")
         raise OnnxError(
-            f"{os.fspath(weights or 'the weights')!r} is a network of {net.input_size} inputs "
-            f"and {net.layer_sizes[-1]} classes, but 784 inputs and 10 classes are needed here"
+            f"{name!r} is a network of {sizes}, but 784 inputs and 10 classes are needed"
         )
     pixels = net.to(input_scale=1.0)  # the export folds the /255 into W1
     return OnnxRunner.from_network(pixels, input_dtype="uint8", output="labels", device=device)
