@@ -324,7 +324,7 @@ def test_runner_refuses_a_model_of_other_sizes(tmp_path):
 
 
 def test_runner_refuses_files_that_are_not_models(tmp_path):
-    with pytest.raises(xpnn.OnnxError, match="cannot read .*No such file"):
+    with pytest.raises(xpnn.OnnxError, match=r"cannot read .*No such file"):
         OnnxRunner(tmp_path / "nope.onnx")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"\x00not a model\xff" * 10)

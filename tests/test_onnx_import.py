@@ -158,7 +158,7 @@ def test_sklearn_labels_that_are_not_0_to_k_are_refused(tmp_path):
         clf = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3).fit(x, np.arange(60) % 3 * 2 + 1)
     path = tmp_path / "odd.onnx"
     path.write_bytes(skl2onnx.to_onnx(clf, x[:1]).SerializeToString())
-    with pytest.raises(xpnn.WeightsError, match="ZipMap labels that are not 0..k-1"):
+    with pytest.raises(xpnn.WeightsError, match=r"ZipMap labels that are not 0\.\.k-1"):
         read_onnx(path)
     options = {id(clf): {"zipmap": False}}
     path.write_bytes(skl2onnx.to_onnx(clf, x[:1], options=options).SerializeToString())

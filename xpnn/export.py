@@ -104,7 +104,7 @@ def export_model(
             f"scales its input by {net.input_scale!r}; export net.to(input_scale=1.0) for "
             "uint8 pixels, or use input_dtype='float32'"
         )
-    onnx = _onnx()
+    onnx: Any = _onnx()
     helper, rows = onnx.helper, BATCH_AXIS if batch is None else batch
     nodes, weights = _graph(onnx, net, input_dtype, output)
     kind = helper.np_dtype_to_tensor_dtype
@@ -139,7 +139,7 @@ def export_model(
         onnx.checker.check_model(model, full_check=True)
     except Exception as err:  # onnx.checker.ValidationError, shape inference errors
         raise OnnxError(f"the ONNX model of {net!r} fails onnx.checker: {first_line(err)}") from err
-    return model
+    return model  # type: ignore[no-any-return]
 
 
 def export_onnx(

@@ -1,24 +1,16 @@
 """Read a plain MLP classifier from an ONNX model, as weights for :class:`~xpnn.Network`.
 
-:func:`read_onnx` reads the graph with ``onnx`` and never runs it. It
-recognises one chain from the single float input: affine layers (``MatMul``
-and an optional ``Add``, or ``Gemm`` with ``transA=0``), after each hidden
-layer ``Relu``, ``Sigmoid``, ``Tanh`` or nothing, an optional ``Softmax``, and
-an optional classifier tail on the scores with labels ``0..k-1`` (``ArgMax``,
-``ArrayFeatureExtractor`` of ``0..k-1``, ``Reshape``, ``Cast``, ``ZipMap``):
-what torch.onnx (both exporters), skl2onnx's ``MLPClassifier`` and
-:func:`xpnn.export_onnx` write. ``Identity``, ``Flatten(axis=1)`` and a
-``Cast`` to a float type before the first layer are passed over.
-
-Activations are per layer (PyTorch's ``nn.Sequential`` often mixes them):
-``hidden`` is one name when all hidden layers share it, else one per layer.
-
-Anything else is one :class:`~xpnn.WeightsError` line before any computation:
-another operator, a subgraph, a branch, a second input, a weight that is not
-constant, an activation after the last layer, other labels, shapes that do
-not chain, data that does not match its declared shape, external data outside
-the model's folder or its file, a file over :data:`MAX_MODEL_BYTES`. Arrays are
-made only from bytes that are in a file, after their size was checked.
+:func:`read_onnx` reads the graph with ``onnx``, never runs it, and recognises
+one chain from the single float input: affine layers (``MatMul`` [+ ``Add``],
+or ``Gemm`` with ``transA=0``), ``Relu``/``Sigmoid``/``Tanh``/nothing after each
+hidden layer (per layer: ``hidden`` is one name if all agree, else a tuple), an
+optional ``Softmax``, and an optional classifier tail with labels ``0..k-1``
+(``ArgMax``, ``ArrayFeatureExtractor``, ``Reshape``, ``Cast``, ``ZipMap``): what
+torch.onnx (both exporters), skl2onnx's ``MLPClassifier`` and xpnn's export
+write. Anything else (another operator, a branch, a second input, a weight
+that is not constant, other labels, shapes that do not chain, data unlike its
+declared size, external data outside the model's folder or file) is one
+:class:`~xpnn.WeightsError` line, before any array is made.
 
 Examples
 --------
@@ -48,10 +40,8 @@ __all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "check_model", "read_onnx"]
 MAX_MODEL_BYTES = 1 << 30
 #: The operators, by domain, of plain MLP classifiers; a model with any other is refused.
 ALLOWED_OPERATORS = {
-    "": frozenset(
-        "MatMul Gemm Add Sub Mul Div Relu Sigmoid Tanh Softmax ArgMax Cast Reshape Flatten "
-        "Identity Constant Concat".split()
-    ),
+    "": frozenset({"MatMul", "Gemm", "Add", "Sub", "Mul", "Div", "Relu", "Sigmoid", "Tanh"})
+    | {"Softmax", "ArgMax", "Cast", "Reshape", "Flatten", "Identity", "Constant", "Concat"},
     "ai.onnx.ml": frozenset({"ArrayFeatureExtractor", "LabelEncoder", "ZipMap"}),
 }
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
@@ -83,13 +73,8 @@ def _read_file(path: Path, error: Error) -> bytes:
 
 
 def check_model(data: bytes, source: str, folder: Path | None, error: Error) -> Any:
-    """Parse ``data`` and check it before anything reads or runs it; return the ModelProto.
-
-    One ``error`` line for: bytes protobuf cannot parse, functions or training
-    graphs, an operator outside :data:`ALLOWED_OPERATORS` (control flow among
-    them), a subgraph, a model ``onnx.checker`` refuses, external data outside
-    ``folder`` (any, without one) or past the end of its file.
-    """
+    """Parse ``data``; refuse (one ``error`` line) functions, subgraphs, operators not in
+    :data:`ALLOWED_OPERATORS`, a model onnx.checker refuses, external data outside ``folder``."""
     onnx = _onnx()
     try:
         model = onnx.load_model_from_string(data)
@@ -172,7 +157,8 @@ class _Graph:
     def __init__(self, model: Any, source: str, folder: Path) -> None:
         self.source, self.folder, graph = source, folder, model.graph
         self.constants = {t.name: t for t in graph.initializer}
-        self.nodes, self.users = [], {}
+        self.nodes: list[Any] = []
+        self.users: dict[str, list[Any]] = {}
         for node in graph.node:
             if node.op_type == "Constant":
                 if [a.name for a in node.attribute] != ["value"]:
@@ -224,7 +210,9 @@ def _layer(g: _Graph, node: Any, value: str) -> tuple[np.ndarray, np.ndarray, st
 
 def _chain(g: _Graph) -> tuple[list[tuple[Any, Any]], list[str], str, str, set[int]]:
     """Walk from the input: layers, activations, output function, score value, nodes used."""
-    value, layers, acts, output, used = g.inputs[0].name, [], [], "identity", set()
+    layers: list[tuple[Any, Any]] = []
+    acts: list[str] = []
+    value, output, used = g.inputs[0].name, "identity", set[int]()
     while chain := [n for n in g.users.get(value, []) if n.op_type not in _TAIL[:2]]:
         if len(g.users[value]) > 1 or value in g.outputs:
             ops = ", ".join(n.op_type for n in g.users[value])
@@ -264,7 +252,7 @@ def _chain(g: _Graph) -> tuple[list[tuple[Any, Any]], list[str], str, str, set[i
 
 def _tail(g: _Graph, score: str, classes: int, used: set[int]) -> None:
     """Check the nodes after the scores are a classifier tail with labels 0..k-1."""
-    labels, reached, k = set(), {score}, list(range(classes))
+    labels, reached, k = set[str](), {score}, list(range(classes))
     for node in (n for n in g.nodes if id(n) not in used):
         op, a = node.op_type, _attrs(node)
         (main, *more) = [name for name in node.input if name not in g.constants] or [""]
@@ -293,26 +281,12 @@ def _tail(g: _Graph, score: str, classes: int, used: set[int]) -> None:
 
 
 def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Read the weights and settings of a plain MLP from an ONNX model file.
+    """Return ``(arrays, settings)`` of the plain MLP in the ``.onnx`` file ``path``.
 
-    Parameters
-    ----------
-    path : path-like
-        The ``.onnx`` file; external data is read from its folder only.
-
-    Returns
-    -------
-    arrays : dict
-        ``{"W1": ..., "b1": ..., ...}``, ``W`` of shape ``(in, out)``, ``b`` of
-        shape ``(out,)``, in the float dtype stored.
-    settings : dict
-        ``{"hidden": name or tuple of names, "output": "identity" or "softmax"}``,
-        ready for ``Network(arrays, **settings)``.
-
-    Raises
-    ------
-    WeightsError
-        The model is not a plain MLP classifier, or is malformed or unsafe.
+    ``arrays`` is ``{"W1": (in, out), "b1": (out,), ...}`` in the float dtype
+    stored; ``settings`` is ``{"hidden": name or names, "output": "identity" or
+    "softmax"}``, for ``Network(arrays, **settings)``. A :class:`~xpnn.WeightsError`
+    for anything else (see the module's description).
     """
     file = Path(os.fspath(path))
     source = repr(str(file))
@@ -329,6 +303,8 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     if features not in (None, layers[0][0].shape[0]):
         raise g.error(f"an input of {features} features for a weight of shape {layers[0][0].shape}")
     _tail(g, score, layers[-1][0].shape[1], used)
-    arrays = {f"{k}{i}": arr for i, pair in enumerate(layers, 1) for k, arr in zip("Wb", pair)}
+    arrays = {
+        f"{k}{i}": a for i, pair in enumerate(layers, 1) for k, a in zip("Wb", pair, strict=True)
+    }
     hidden = acts[0] if len(set(acts)) == 1 else tuple(acts)
     return arrays, {"hidden": hidden or "identity", "output": output}

@@ -250,7 +250,9 @@ class OnnxRunner:
 
         if host.ndim != 2:
             return labels(host)
-        found: np.ndarray = batched(labels, host, batch_size, array_api_compat.numpy, progress)
+        found: np.ndarray = batched(
+            labels, host, batch_size, array_api_compat.array_namespace(host), progress
+        )
         return found
 
 
