@@ -1,13 +1,10 @@
 """Export a :class:`~xpnn.Network` to an ONNX model built from its layers.
 
-The graph is the network's own definition, layer by layer: for each ``(W, b)``
-a ``MatMul`` and an ``Add``, then the operator of the activation name the
-network computes (:data:`ACTIVATIONS`), and ``Softmax`` or ``ArgMax`` as the
-output asks: the graph ONNX Runtime fuses best (a ``FusedGemm`` per layer).
-float32 and float64 models agree with :meth:`~xpnn.Network.forward` to
-rounding (``rtol=1e-5``); float16 models to a few float16 units (ONNX Runtime
-accumulates in its own order: logits within 0.0078 on the MNIST test set,
-whose 10,000 labels all agree). Needs ``pip install 'xpnn[onnx]'``.
+Per layer ``(W, b)``: ``MatMul``, ``Add``, the operator of the network's
+activation name (:data:`ACTIVATIONS`); then ``Softmax`` or ``ArgMax`` as asked.
+float32/float64 models agree with :meth:`~xpnn.Network.forward` to rounding
+(``rtol=1e-5``), float16 ones to a few float16 units (logits within 0.0078 on
+the MNIST test set, all 10,000 labels the same).
 """
 
 from __future__ import annotations
@@ -150,35 +147,15 @@ def export_onnx(
     output: str = "logits",
     batch: int | None = None,
 ) -> Path:
-    """Write ``net`` as an ONNX model of its layers (atomically: never half-written).
+    """Write ``net`` as an ONNX model of its layers, atomically; return the path.
 
-    Parameters
-    ----------
-    net : Network
-        Any network, on any backend; the model computes in its dtype.
-    path : path-like
-        The ``.onnx`` file to write.
-    input_dtype : {"float32", "uint8"}
-        ``"float32"`` takes what ``net`` takes; ``"uint8"`` takes raw pixels
-        0..255 and folds the ``/255`` into ``W1`` (the model of pixels ``p``
-        equals the float32 model of ``p / 255``).
-    output : {"logits", "probabilities", "labels"}
-        The last layer's affine output (:meth:`Network.forward`), its softmax,
-        or the int64 argmax (:meth:`Network.classify`).
-    batch : int or None
-        ``None``: a dynamic batch axis named ``"batch"``; an integer fixes it.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-
-    Raises
-    ------
-    OnnxError
-        An activation without an ONNX operator, a file that cannot be
-        written, uint8 input for a network that already scales its input
-        (ValueError: unknown options; BackendError: onnx missing).
+    ``input_dtype="float32"`` takes what ``net`` takes; ``"uint8"`` takes raw
+    pixels 0..255 with the ``/255`` folded into ``W1``. ``output`` is the last
+    layer's affine output (``"logits"``, :meth:`Network.forward`), its softmax
+    (``"probabilities"``) or the int64 argmax (``"labels"``); ``batch=None`` is a
+    dynamic batch axis ``"batch"``. An :class:`~xpnn.OnnxError` for an activation
+    without an operator, an unwritable path, uint8 input for a network that
+    already scales its input (a ValueError for unknown options).
 
     Examples
     --------

@@ -35,6 +35,7 @@ _FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(floa
 _INPUTS = {**_FLOATS, "tensor(uint8)": "uint8"}
 _LABELS = ("tensor(int64)", "tensor(int32)")
 _OUTPUTS = ("logits", "probabilities", "labels")
+_SIZES = "xpnn.layer_sizes"
 _SHAPES = "; a network model takes (rows, features), returns labels (rows,) or (rows, classes)"
 
 
@@ -94,11 +95,8 @@ class OnnxRunner:
         folder, self.name = None, "the ONNX model"
         if not isinstance(model, bytes):
             path = Path(os.fspath(model))
-            self.name, folder, model = (
-                repr(str(path)),
-                path.parent.resolve(),
-                _read_file(path, OnnxError),
-            )
+            self.name, folder = repr(str(path)), path.parent.resolve()
+            model = _read_file(path, OnnxError)
         proto = check_model(model, self.name, folder, OnnxError)  # before the runtime sees it
         options, self._run_options = ort.SessionOptions(), ort.RunOptions()
         options.log_severity_level = self._run_options.log_severity_level = _FATAL
@@ -141,18 +139,13 @@ class OnnxRunner:
         recorded = (sizes[0], sizes[-1]) if "xpnn.layer_sizes" in meta else None
         have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
         need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
-        shapes = (
-            f"takes {x.type} {x.shape}{' and more' if more else ''}, returns {y.type} {y.shape}"
-        )
+        shapes = f"takes {x.type} {x.shape}{' and more' * bool(more)}, returns {y.type} {y.shape}"
         for failed, text in [
             (more or not self.input_dtype or not self.input_size or self.batch == 0, shapes),
             (not (labels or scores), shapes),
             (self.output not in _OUTPUTS or (self.output == "labels") != labels, "xpnn.output"),
             (not (math.isfinite(self.input_scale) and self.input_scale > 0), "xpnn.input_scale"),
-            (
-                min(sizes) < 1 or recorded not in (None, (self.input_size, self.classes)),
-                "xpnn.layer_sizes",
-            ),
+            (min(sizes) < 1 or recorded not in (None, (self.input_size, self.classes)), _SIZES),
             (self.dtype not in _FLOATS.values(), "xpnn.dtype"),
             (have != need, f"is a network of {have}, but {need} are needed here"),
         ]:
@@ -169,11 +162,8 @@ class OnnxRunner:
         return cls(export_model(net, **export).SerializeToString(), device=device)
 
     def __repr__(self) -> str:
-        rows = "batch" if self.batch is None else str(self.batch)
-        return (
-            f"OnnxRunner({self.name}, ({rows}, {self.input_size}) {self.input_dtype} -> "
-            f"{self.output}, device={self.device!r})"
-        )
+        shape = f"({self.batch or 'batch'}, {self.input_size}) {self.input_dtype}"
+        return f"OnnxRunner({self.name}, {shape} -> {self.output}, device={self.device!r})"
 
     def from_pixels(self, pixels: Any) -> np.ndarray:
         """Raw uint8 pixels as this model's input (for a float model ``p / 255 / input_scale``).
@@ -202,19 +192,14 @@ class OnnxRunner:
         if host.dtype.kind not in "fiub":
             raise TypeError(f"model input must be real numbers, got dtype {host.dtype}")
         if host.ndim not in (1, 2) or host.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{self.name} expects inputs of shape ({self.input_size},) or "
-                f"(n, {self.input_size}); got shape {host.shape}"
-            )
+            want = f"({self.input_size},) or (n, {self.input_size})"
+            raise ValueError(f"{self.name} expects inputs of shape {want}; got shape {host.shape}")
         if self.input_dtype == "uint8" and host.dtype != np.uint8:
             raise TypeError(f"{self.name} takes uint8 pixels, got dtype {host.dtype}")
         feed = np.ascontiguousarray(host.reshape(-1, self.input_size), dtype=self.input_dtype)
         rows, labels = feed.shape[0], self.output == "labels"
         if self.batch not in (None, rows):
-            raise OnnxError(
-                f"{self.name} has a fixed batch of {self.batch} rows; got {rows} (give it "
-                f"batches of {self.batch})"
-            )
+            raise OnnxError(f"{self.name} has a fixed batch of {self.batch} rows; got {rows}")
         try:
             (out,) = self.session.run(
                 [self.output_name], {self.input_name: feed}, self._run_options
@@ -223,9 +208,7 @@ class OnnxRunner:
             raise OnnxError(f"onnxruntime failed to run {self.name}: {first_line(err)}") from None
         shape, top = ((rows,), self.classes or 2**62) if labels else ((rows, self.classes), 1)
         if out.shape != shape or (labels and out.size and not 0 <= out.min() <= out.max() < top):
-            what = (
-                f"labels {out.min()}..{out.max()}" if out.shape == shape else f"shape {out.shape}"
-            )
+            what = f"labels {out.min()}..{out.max()}" if out.shape == shape else out.shape
             raise OnnxError(
                 f"{self.name} returned {what} for {rows} rows; expected shape {shape}"
                 + (f" of labels 0..{top - 1}" if labels and self.classes else "")
