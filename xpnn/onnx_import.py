@@ -11,14 +11,6 @@ write. Anything else (another operator, a branch, a second input, a weight
 that is not constant, other labels, shapes that do not chain, data unlike its
 declared size, external data outside the model's folder or file) is one
 :class:`~xpnn.WeightsError` line, before any array is made.
-
-Examples
---------
->>> import pathlib, tempfile, xpnn
->>> path = xpnn.export_onnx(xpnn.init_network(), pathlib.Path(tempfile.mkdtemp()) / "m.onnx")
->>> arrays, settings = read_onnx(path)
->>> sorted(arrays), settings
-(['W1', 'W2', 'W3', 'b1', 'b2', 'b3'], {'hidden': 'sigmoid', 'output': 'identity'})
 """
 
 from __future__ import annotations
@@ -73,8 +65,15 @@ def _read_file(path: Path, error: Error) -> bytes:
 
 
 def check_model(data: bytes, source: str, folder: Path | None, error: Error) -> Any:
-    """Parse ``data``; refuse (one ``error`` line) functions, subgraphs, operators not in
-    :data:`ALLOWED_OPERATORS`, a model onnx.checker refuses, external data outside ``folder``."""
+    """Parse ``data`` and check it; return the ModelProto, or raise one ``error`` line.
+
+    Refused: functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`,
+    what onnx.checker refuses, external data outside ``folder`` or its file.
+
+    >>> check_model(b"junk", "'m.onnx'", None, ValueError)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: 'm.onnx' is not an ONNX model (truncated?): ...
+    """
     onnx = _onnx()
     try:
         model = onnx.load_model_from_string(data)
@@ -287,6 +286,12 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     stored; ``settings`` is ``{"hidden": name or names, "output": "identity" or
     "softmax"}``, for ``Network(arrays, **settings)``. A :class:`~xpnn.WeightsError`
     for anything else (see the module's description).
+
+    >>> import pathlib, tempfile, xpnn
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.onnx"
+    >>> arrays, settings = read_onnx(xpnn.export_onnx(xpnn.init_network(), path))
+    >>> sorted(arrays), settings
+    (['W1', 'W2', 'W3', 'b1', 'b2', 'b3'], {'hidden': 'sigmoid', 'output': 'identity'})
     """
     file = Path(os.fspath(path))
     source = repr(str(file))
