@@ -320,3 +320,12 @@ def test_truncated_and_foreign_files_are_refused(tmp_path):
 def test_uint8_input_is_refused(tmp_path):
     net = xpnn.init_network()
     refused(export_onnx(net, tmp_path / "u8.onnx", input_dtype="uint8"), "not a 2-D float tensor")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "m.onnx")
+    with pytest.raises(xpnn.WeightsError, match="is not a regular file"):
+        read_onnx(tmp_path / "m.onnx")

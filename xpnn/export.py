@@ -105,9 +105,8 @@ def export_model(
     helper, rows = onnx.helper, BATCH_AXIS if batch is None else batch
     nodes, weights = _graph(onnx, net, input_dtype, output)
     kind = helper.np_dtype_to_tensor_dtype
-    x = helper.make_tensor_value_info(
-        INPUT_NAME, kind(np.dtype(input_dtype)), [rows, net.input_size]
-    )
+    shape = [rows, net.input_size]
+    x = helper.make_tensor_value_info(INPUT_NAME, kind(np.dtype(input_dtype)), shape)
     if output == "labels":
         y = helper.make_tensor_value_info(output, onnx.TensorProto.INT64, [rows])
     else:
@@ -117,14 +116,10 @@ def export_model(
     graph = helper.make_graph(nodes, "xpnn_" + sizes.replace(",", "_"), [x], [y], weights)
     from . import __version__
 
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        ir_version=IR_VERSION,
-        producer_name="xpnn",
-        producer_version=__version__,
-        doc_string=f"{net!r}: {input_dtype} input {INPUT_NAME!r}, output {output!r}",
-    )
+    opsets = [helper.make_opsetid("", OPSET)]
+    model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
+    model.producer_name, model.producer_version = "xpnn", __version__
+    model.doc_string = f"{net!r}: {input_dtype} input {INPUT_NAME!r}, output {output!r}"
     folded = net.input_scale / 255 if input_dtype == "uint8" else net.input_scale
     hidden = net.hidden if isinstance(net.hidden, str) else ",".join(net.hidden)
     meta = {"version": __version__, "layer_sizes": sizes, "hidden": hidden}
