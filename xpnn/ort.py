@@ -1,105 +1,78 @@
 """Run an ONNX model of a network with ONNX Runtime, on the CPU or a CUDA GPU.
 
-:class:`OnnxRunner` wraps one ``onnxruntime.InferenceSession``: it reads the
-model's input and output from the graph (and xpnn's settings from its
-metadata, where it was written by :func:`xpnn.export_onnx`), checks inputs
-before they reach the runtime, and turns runtime failures into one-line
-:class:`~xpnn.OnnxError` messages. Only ``onnxruntime`` is needed to run a
-model; exporting one from a network also needs ``onnx`` and ``ndonnx``.
+A model file is code: it is checked with ``onnx`` before ONNX Runtime loads it
+(:func:`xpnn.onnx_import.check_model`), its xpnn metadata validated, inputs
+checked before each run and outputs after. Every failure is one
+:class:`~xpnn.OnnxError` line; ONNX Runtime logs fatal errors only (session and run).
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 import os
-import re
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import array_api_compat
 import numpy as np
 
-from .backends import to_numpy
-from .errors import BackendError, OnnxError, first_line
+from .backends import parse_device, to_numpy
+from .errors import BackendError, OnnxError, first_line, positive_int
+from .network import batched
+from .onnx_import import _read_file, check_model
 
 if TYPE_CHECKING:
     from .network import Network
 
 __all__ = ["OnnxRunner", "mnist_runner"]
 
-_INSTALL = "pip install 'xpnn[onnx]'"
-_CUDA_RE = re.compile(r"^(?:cuda|gpu)(?::(\d+))?$")
-_CUDA = "CUDAExecutionProvider"
-_CPU = "CPUExecutionProvider"
-# ONNX Runtime's names of the element types a network's input can have.
-_INPUT_TYPES = {
-    "tensor(float)": "float32",
-    "tensor(double)": "float64",
-    "tensor(float16)": "float16",
-    "tensor(uint8)": "uint8",
-}
-_LABEL_TYPES = ("tensor(int64)", "tensor(int32)")
+_CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+_FATAL = 4  # ONNX Runtime's log severity: its errors reach us as exceptions
+# ONNX Runtime's names of the element types a network's input (or scores) can have.
+_FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
+_INPUTS = {**_FLOATS, "tensor(uint8)": "uint8"}
+_LABELS = ("tensor(int64)", "tensor(int32)")
+_OUTPUTS = ("logits", "probabilities", "labels")
+_SIZES = "xpnn.layer_sizes"
+_SHAPES = "; a network model takes (rows, features), returns labels (rows,) or (rows, classes)"
 
 
 def _import_onnxruntime() -> Any:
     try:
-        onnxruntime = importlib.import_module("onnxruntime")
+        return importlib.import_module("onnxruntime")
     except ImportError as err:
-        raise BackendError(
-            f"backend 'onnxruntime' is not installed ({err}); install it with: {_INSTALL}"
-        ) from None
-    return onnxruntime
+        install = "install it with: pip install 'xpnn[onnx]'"
+        raise BackendError(f"backend 'onnxruntime' is not installed ({err}); {install}") from None
 
 
 def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
     """Return the canonical device name and the execution providers for it."""
-    name = device.strip().lower() if isinstance(device, str) else device
-    if name == "cpu":
+    kind, index = parse_device(device) if isinstance(device, str) else ("", None)
+    if kind == "cpu" and index in (None, 0):
         return "cpu", [_CPU]
-    match = _CUDA_RE.match(name) if isinstance(name, str) else None
-    if match is None:
+    if kind != "cuda":
         raise BackendError(
             f"backend 'onnxruntime' has no device {device!r}; choose 'cpu', 'cuda' or 'cuda:N'"
         )
-    index = int(match.group(1) or 0)
-    available = ort.get_available_providers()
-    if _CUDA not in available:
+    if _CUDA not in (available := ort.get_available_providers()):
         raise BackendError(
             f"device {device!r} needs ONNX Runtime's CUDA execution provider, but the "
             f"installed onnxruntime {ort.__version__} has only {', '.join(available)}; "
             "install onnxruntime-gpu in place of onnxruntime, or use device 'cpu'"
         )
-    return f"cuda:{index}", [(_CUDA, {"device_id": index}), _CPU]
+    return f"cuda:{index or 0}", [(_CUDA, {"device_id": index or 0}), _CPU]
 
 
 class OnnxRunner:
-    """An ONNX model of a classifier, ready to run with ONNX Runtime.
+    """An ONNX model (a path or its bytes) of a classifier, checked, then loaded in ONNX Runtime.
 
-    Parameters
-    ----------
-    model : path-like or bytes
-        An ``.onnx`` file, or a serialized model.
-    device : str
-        ``"cpu"`` (CPU execution provider) or ``"cuda"``/``"cuda:N"`` (CUDA
-        execution provider, where the installed onnxruntime and the machine
-        have it).
-    input_size, classes : int or None
-        The input features and classes the caller needs; a model of other
-        sizes is refused with a message naming both.
-
-    Attributes
-    ----------
-    device : str
-        ``"cpu"`` or ``"cuda:N"``.
-    input_dtype : str
-        ``"float32"``, ``"float64"``, ``"float16"`` or ``"uint8"``.
-    input_size : int
-        Features per row.
-    output : str
-        ``"labels"``, ``"logits"`` or ``"probabilities"`` (from xpnn's
-        metadata; a foreign model with float output counts as ``"logits"``).
-    batch : int or None
-        Fixed rows per call, or ``None`` for a dynamic batch axis.
-    metadata : dict
-        The model's metadata properties.
+    ``device`` is ``"cpu"`` or ``"cuda[:N]"`` (with onnxruntime-gpu); a model of other
+    ``input_size`` or ``classes`` than given is refused. Attributes: ``device``,
+    ``input_dtype``, ``input_size``, ``output`` (``"labels"``, ``"logits"`` or
+    ``"probabilities"``), ``classes`` (None: unknown), ``batch`` (fixed rows, None:
+    dynamic), ``metadata``.
 
     Examples
     --------
@@ -119,18 +92,19 @@ class OnnxRunner:
     ) -> None:
         ort = _import_onnxruntime()
         self.device, providers = _providers(ort, device)
-        source: str | bytes
-        if isinstance(model, bytes):
-            source, self.name = model, "the ONNX model"
-        else:
-            source = os.fspath(model)
-            self.name = repr(source)
-            if not os.path.isfile(source):
-                raise OnnxError(f"ONNX model {source!r} does not exist or is not a file")
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: warnings would break one-line reports
+        folder, self.name = None, "the ONNX model"
+        if not isinstance(model, bytes):
+            path = Path(os.fspath(model))
+            self.name, folder = repr(str(path)), path.parent.resolve()
+            model = _read_file(path, OnnxError)
+        proto = check_model(model, self.name, folder, OnnxError)  # before the runtime sees it
+        options, self._run_options = ort.SessionOptions(), ort.RunOptions()
+        options.log_severity_level = self._run_options.log_severity_level = _FATAL
+        if folder is not None:
+            key = "session.model_external_initializers_file_folder_path"
+            options.add_session_config_entry(key, str(folder))
         try:
-            self.session = ort.InferenceSession(source, options, providers=providers)
+            self.session = ort.InferenceSession(model, options, providers=providers)
         except Exception as err:
             raise OnnxError(
                 f"onnxruntime cannot load {self.name} on {self.device}: {first_line(err)}"
@@ -140,81 +114,59 @@ class OnnxRunner:
                 f"onnxruntime could not start its CUDA execution provider on {self.device} "
                 "(no such device, or CUDA/cuDNN libraries missing); use device 'cpu'"
             )
-        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        self._read_signature(input_size, classes)
+        self.metadata: dict[str, str] = {p.key: p.value for p in proto.metadata_props}
+        self._signature(input_size, classes)
 
-    def _read_signature(self, input_size: int | None, classes: int | None) -> None:
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
-        if len(inputs) != 1 or not outputs:
-            raise OnnxError(
-                f"{self.name} has {len(inputs)} inputs and {len(outputs)} outputs; "
-                "a network model has one input and an output"
-            )
-        x, y = inputs[0], outputs[0]
-        self.input_name, self.output_name = x.name, y.name
-        if x.type not in _INPUT_TYPES or len(x.shape) != 2 or not isinstance(x.shape[1], int):
-            raise OnnxError(
-                f"{self.name} takes {x.type} of shape {x.shape}; a network model takes "
-                "rows of float or uint8 features, of shape (batch, features)"
-            )
-        self.input_dtype = _INPUT_TYPES[x.type]
-        self.input_size: int = x.shape[1]
-        self.batch: int | None = x.shape[0] if isinstance(x.shape[0], int) else None
-        sizes = self.metadata.get("xpnn.layer_sizes", "")
-        if y.type in _LABEL_TYPES and len(y.shape) == 1:
-            self.output = "labels"
-            known = sizes.split(",")[-1]
-            self.classes: int | None = int(known) if known.isdigit() else None
-        elif y.type in _INPUT_TYPES and len(y.shape) == 2 and isinstance(y.shape[1], int):
-            self.output = self.metadata.get("xpnn.output", "logits")
-            self.classes = y.shape[1]
-        else:
-            raise OnnxError(
-                f"{self.name} returns {y.type} of shape {y.shape}; a network model returns "
-                "labels (batch,) or scores (batch, classes)"
-            )
-        self.dtype = self.metadata.get("xpnn.dtype", self.input_dtype)
-        scale = self.metadata.get("xpnn.input_scale", "1.0")
+    def _signature(self, input_size: int | None, classes: int | None) -> None:
+        (x, *more), (y, *_) = self.session.get_inputs(), self.session.get_outputs()
+        self.input_name, self.output_name, meta = x.name, y.name, self.metadata
+        rows, width = x.shape if len(x.shape) == 2 else (None, None)
+        self.batch: int | None = rows if isinstance(rows, int) else None
+        self.input_size: int = width if isinstance(width, int) else 0
+        self.input_dtype = _INPUTS.get(x.type, "")
+        labels = y.type in _LABELS and len(y.shape) == 1
+        scores = y.type in _FLOATS and len(y.shape) == 2 and isinstance(y.shape[1], int)
+        self.classes: int | None = y.shape[1] if scores else classes
+        self.output = meta.get("xpnn.output", "labels" if labels else "logits")
+        self.dtype = meta.get("xpnn.dtype", self.input_dtype)
         try:
-            self.input_scale = float(scale)
+            sizes = [int(n) for n in meta.get("xpnn.layer_sizes", "1").split(",")]
+            self.input_scale = float(meta.get("xpnn.input_scale", "1"))
         except ValueError:
-            raise OnnxError(f"{self.name} has a malformed xpnn.input_scale {scale!r}") from None
-        wrong_size = input_size is not None and input_size != self.input_size
-        wrong_classes = classes is not None and self.classes not in (None, classes)
-        if wrong_size or wrong_classes:
-            have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
-            need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
-            raise OnnxError(f"{self.name} is a network of {have}, but {need} are needed here")
+            sizes, self.input_scale = [0], 0.0
+        if labels and "xpnn.layer_sizes" in meta:
+            self.classes = sizes[-1]
+        recorded = (sizes[0], sizes[-1]) if "xpnn.layer_sizes" in meta else None
+        have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
+        need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
+        shapes = f"takes {x.type} {x.shape}{' and more' * bool(more)}, returns {y.type} {y.shape}"
+        for failed, text in [
+            (more or not self.input_dtype or not self.input_size or self.batch == 0, shapes),
+            (not (labels or scores), shapes),
+            (self.output not in _OUTPUTS or (self.output == "labels") != labels, "xpnn.output"),
+            (not (math.isfinite(self.input_scale) and self.input_scale > 0), "xpnn.input_scale"),
+            (min(sizes) < 1 or recorded not in (None, (self.input_size, self.classes)), _SIZES),
+            (self.dtype not in _FLOATS.values(), "xpnn.dtype"),
+            (have != need, f"is a network of {have}, but {need} are needed here"),
+        ]:
+            if failed and text.startswith("xpnn."):
+                text = f"has metadata {text}={meta.get(text)!r}: malformed, or not its graph's"
+            if failed:
+                raise OnnxError(f"{self.name} {text}" + (_SHAPES if text == shapes else ""))
 
     @classmethod
-    def from_network(
-        cls,
-        net: Network,
-        *,
-        input_dtype: str = "float32",
-        output: str = "logits",
-        batch: int | None = None,
-        device: str = "cpu",
-    ) -> OnnxRunner:
-        """Export ``net`` (see :func:`xpnn.export_onnx`) and load it, in memory."""
+    def from_network(cls, net: Network, *, device: str = "cpu", **export: Any) -> OnnxRunner:
+        """Export ``net`` in memory (options of :func:`xpnn.export_onnx`) and load it."""
         from .export import export_model
 
-        model = export_model(net, input_dtype=input_dtype, output=output, batch=batch)
-        return cls(model.SerializeToString(), device=device)
+        return cls(export_model(net, **export).SerializeToString(), device=device)
 
     def __repr__(self) -> str:
-        rows = "batch" if self.batch is None else str(self.batch)
-        return (
-            f"OnnxRunner({self.name}, ({rows}, {self.input_size}) {self.input_dtype} -> "
-            f"{self.output}, device={self.device!r})"
-        )
+        shape = f"({self.batch or 'batch'}, {self.input_size}) {self.input_dtype}"
+        return f"OnnxRunner({self.name}, {shape} -> {self.output}, device={self.device!r})"
 
     def from_pixels(self, pixels: Any) -> np.ndarray:
-        """Raw uint8 pixels (0..255) as this model's input.
-
-        Unchanged for a uint8 model; for a float model, ``p / 255`` divided by
-        the network's ``input_scale`` (from xpnn's metadata, else 1), so that
-        the first layer sees the intensities ``p / 255`` either way.
+        """Raw uint8 pixels as this model's input (for a float model ``p / 255 / input_scale``).
 
         Examples
         --------
@@ -229,71 +181,62 @@ class OnnxRunner:
         if self.input_dtype == "uint8":
             return host
         divisor = np.asarray(255 * self.input_scale, dtype=self.input_dtype)
-        scaled: np.ndarray = host.astype(self.input_dtype) / divisor
-        return scaled
+        return np.asarray(host.astype(self.input_dtype) / divisor)
 
-    def _feed(self, x: Any) -> tuple[np.ndarray, bool]:
+    def run(self, x: Any) -> np.ndarray:
+        """Return the model's output for ``x`` (one row ``(d,)`` or rows ``(n, d)``, any backend).
+
+        The output is checked: one result per row, labels within ``0..classes-1``.
+        """
         host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
         if host.dtype.kind not in "fiub":
             raise TypeError(f"model input must be real numbers, got dtype {host.dtype}")
         if host.ndim not in (1, 2) or host.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{self.name} expects inputs of shape ({self.input_size},) or "
-                f"(n, {self.input_size}); got shape {host.shape}"
-            )
+            want = f"({self.input_size},) or (n, {self.input_size})"
+            raise ValueError(f"{self.name} expects inputs of shape {want}; got shape {host.shape}")
         if self.input_dtype == "uint8" and host.dtype != np.uint8:
-            raise TypeError(
-                f"{self.name} takes uint8 pixels, got dtype {host.dtype}; convert them, "
-                "or export the network with input_dtype='float32'"
-            )
-        single = host.ndim == 1
-        host = np.ascontiguousarray(host[None, :] if single else host, dtype=self.input_dtype)
-        if self.batch is not None and host.shape[0] != self.batch:
-            raise ValueError(
-                f"{self.name} has a fixed batch of {self.batch} rows; got {host.shape[0]}"
-            )
-        return host, single
-
-    def run(self, x: Any) -> np.ndarray:
-        """Return the model's output for ``x`` (one row ``(d,)`` or rows ``(n, d)``).
-
-        ``x`` of any backend is copied to the host; floats go to a float model
-        in its dtype, uint8 pixels to a uint8 model.
-        """
-        feed, single = self._feed(x)
+            raise TypeError(f"{self.name} takes uint8 pixels, got dtype {host.dtype}")
+        feed = np.ascontiguousarray(host.reshape(-1, self.input_size), dtype=self.input_dtype)
+        rows, labels = feed.shape[0], self.output == "labels"
+        if self.batch not in (None, rows):
+            raise OnnxError(f"{self.name} has a fixed batch of {self.batch} rows; got {rows}")
         try:
-            (out,) = self.session.run([self.output_name], {self.input_name: feed})
+            (out,) = self.session.run(
+                [self.output_name], {self.input_name: feed}, self._run_options
+            )
         except Exception as err:
             raise OnnxError(f"onnxruntime failed to run {self.name}: {first_line(err)}") from None
-        result: np.ndarray = out[0] if single else out
+        shape, top = ((rows,), self.classes or 2**62) if labels else ((rows, self.classes), 1)
+        if out.shape != shape or (labels and out.size and not 0 <= out.min() <= out.max() < top):
+            what = f"labels {out.min()}..{out.max()}" if out.shape == shape else out.shape
+            raise OnnxError(
+                f"{self.name} returned {what} for {rows} rows; expected shape {shape}"
+                + (f" of labels 0..{top - 1}" if labels and self.classes else "")
+            )
+        result: np.ndarray = out[0] if host.ndim == 1 else out
         return result
 
-    def classify(self, x: Any, batch_size: int | None = None) -> np.ndarray:
-        """Return the predicted class of each row of ``x`` as int64 labels.
-
-        Parameters
-        ----------
-        x : array_like
-            ``(n, d)`` rows (or one row ``(d,)``) of any backend.
-        batch_size : int or None
-            Rows per run of the model; ``None`` is one run over all rows.
-        """
-        if batch_size is not None and (
-            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-        ):
-            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    def classify(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Int64 labels of ``x``'s rows, ``batch_size`` per run; ``progress(rows)`` after each."""
+        batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
         host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
-        if host.ndim != 2 or batch_size is None or batch_size >= host.shape[0]:
-            return self._labels(self.run(host))
-        parts = [
-            self._labels(self.run(host[start : start + batch_size]))
-            for start in range(0, host.shape[0], batch_size)
-        ]
-        return np.concatenate(parts)
 
-    def _labels(self, out: np.ndarray) -> np.ndarray:
-        labels: np.ndarray = out if self.output == "labels" else np.argmax(out, axis=-1)
-        return labels.astype(np.int64, copy=False)
+        def labels(block: np.ndarray) -> np.ndarray:
+            out = self.run(block)
+            return (out if self.output == "labels" else np.argmax(out, axis=-1)).astype(np.int64)
+
+        if host.ndim != 2:
+            return labels(host)
+        found: np.ndarray = batched(
+            labels, host, batch_size, array_api_compat.array_namespace(host), progress
+        )
+        return found
 
 
 def mnist_runner(
@@ -303,21 +246,17 @@ def mnist_runner(
     dtype: str = "float32",
     device: str = "cpu",
 ) -> OnnxRunner:
-    """Return a runner for the MNIST network: a given ``.onnx``, or weights exported.
+    """A runner for an MNIST ``.onnx`` (784 features, 10 classes), or weights exported.
 
-    ``weights`` ending in ``.onnx`` is loaded as it is and must take 784
-    features and give 10 classes; other weights files (and ``None``, the
-    book's weights) are exported with uint8 input and labels output, so the
-    runtime reads raw pixels and returns labels, like the other backends'
-    ``classify`` on uint8 pixels.
+    Other weights (``None``: the book's) are exported for uint8 pixels with the
+    ``/255`` in place of any recorded ``input_scale``, as ``xpnn eval`` does.
 
     Examples
     --------
     >>> import pathlib, tempfile, numpy as np, xpnn
     >>> linear = xpnn.Network({"W1": np.zeros((784, 10)), "b1": np.arange(10.0)})
     >>> path = xpnn.export_onnx(linear, pathlib.Path(tempfile.mkdtemp()) / "linear.onnx")
-    >>> runner = mnist_runner(path)
-    >>> runner.classify(np.zeros((2, 784), dtype=np.float32)).tolist()
+    >>> mnist_runner(path).classify(np.zeros((2, 784), dtype=np.float32)).tolist()
     [9, 9]
     """
     from .weights import load_weights, pretrained_network
@@ -330,8 +269,10 @@ def mnist_runner(
     else:
         net = load_weights(weights, backend="numpy", dtype=dtype)
     if (net.input_size, net.layer_sizes[-1]) != (784, 10):
+        sizes = f"{net.input_size} inputs and {net.layer_sizes[-1]} classes"
+        name = os.fspath(weights or "the weights")
         raise OnnxError(
-            f"{os.fspath(weights or 'the weights')!r} is a network of {net.input_size} inputs "
-            f"and {net.layer_sizes[-1]} classes, but 784 inputs and 10 classes are needed here"
+            f"{name!r} is a network of {sizes}, but 784 inputs and 10 classes are needed"
         )
-    return OnnxRunner.from_network(net, input_dtype="uint8", output="labels", device=device)
+    pixels = net.to(input_scale=1.0)  # the export folds the /255 into W1
+    return OnnxRunner.from_network(pixels, input_dtype="uint8", output="labels", device=device)
