@@ -315,7 +315,7 @@ def data_dir() -> str:
 # The docstring examples of the modules that need the ``onnx`` extra are
 # skipped, with the reason, where onnx, onnxruntime or ndonnx is missing
 # (tests/test_onnx.py fails instead where XPNN_TEST_REQUIRE names onnx).
-_ONNX_MODULES = ("export.py", "ort.py")
+_ONNX_MODULES = ("export.py", "ort.py", "onnx_import.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -454,11 +454,11 @@ def test_onnx_models_are_read_by_onnx_import(tmp_path, monkeypatch):
     np.testing.assert_array_equal(network.forward([1.0, 1.0]), [1.5, 2.0])
 
 
-def test_onnx_without_its_reader_names_the_missing_module(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "xpnn.onnx_import", None)  # import fails
+def test_onnx_without_the_onnx_library_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)  # the import fails
     path = tmp_path / "m.onnx"
     path.write_bytes(b"x")
-    with pytest.raises(xpnn.WeightsError, match=r"xpnn\.onnx_import"):
+    with pytest.raises(xpnn.BackendError, match=r"xpnn\[onnx\]"):
         xpnn.load_weights(path)
 
 

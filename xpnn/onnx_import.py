@@ -16,14 +16,13 @@ declared size, external data outside the model's folder or file) is one
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._files import read_at_most
+from ._files import open_regular, read_at_most
 from .errors import BackendError, WeightsError, first_line
 
 __all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "check_model", "read_onnx"]
@@ -53,9 +52,7 @@ def _onnx() -> Any:
 def _read_file(path: Path, error: Error) -> bytes:
     """The bytes of a regular file of at most MAX_MODEL_BYTES (never blocks on a FIFO)."""
     try:
-        with open(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
-            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise error(f"{str(path)!r} is not a regular file")
+        with open_regular(path) as handle:
             data = read_at_most(handle, MAX_MODEL_BYTES)
     except OSError as err:
         raise error(f"cannot read {str(path)!r}: {err.strerror or err}") from None

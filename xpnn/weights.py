@@ -10,7 +10,6 @@ Any byte order is accepted; a malformed or unsafe file raises :class:`xpnn.Weigh
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import math
@@ -125,11 +124,9 @@ def _read_npz(path: Path) -> Read:
 
 
 def _read_onnx(path: Path) -> Read:
-    try:
-        arrays, found = importlib.import_module(".onnx_import", __package__).read_onnx(path)
-    except ModuleNotFoundError as err:
-        _check(err.name != f"{__package__}.onnx_import", f"{path}: .onnx needs xpnn.onnx_import")
-        raise
+    from .onnx_import import read_onnx  # imports onnx: only for .onnx files
+
+    arrays, found = read_onnx(path)
     return arrays, {
         k: str(v) if isinstance(v, str | float) else ",".join(v) for k, v in found.items()
     }
