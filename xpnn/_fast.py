@@ -33,16 +33,8 @@ def fold_sigmoid(
 ) -> tuple[HostLayers, tuple[str, ...]]:
     """Host weights for the forward pass: ``input_scale`` folded into ``W1``, sigmoid into tanh.
 
-    Returns the layers and the hidden activation names the forward pass runs
-    with, in float64 (the caller casts them to ``dtype``).
-
-    Examples
-    --------
-    >>> import array_api_compat.numpy as xp
-    >>> layers = [(np.eye(2), np.zeros(2)), (np.eye(2), np.zeros(2))]
-    >>> folded, names = fold_sigmoid(xp, layers, ["sigmoid"], 1.0, "float64")
-    >>> names, folded[1][1].tolist()
-    (('tanh',), [0.5, 0.5])
+    Returns the layers (the caller casts them to ``dtype``) and the hidden
+    activation names the forward pass runs with.
     """
     plain = [(w.astype(np.float64) * scale, b) if i == 0 and scale != 1.0 else (w, b)
              for i, (w, b) in enumerate(layers)]  # fmt: skip
@@ -66,18 +58,7 @@ def fold_sigmoid(
 class Compiled:
     """The forward pass and the labels, each compiled once per input shape and dtype.
 
-    Attributes
-    ----------
-    traces : int
-        How many times a pass has been traced (compiled) so far.
-
-    Examples
-    --------
-    >>> import jax.numpy as jnp
-    >>> fast = Compiled(lambda layers, x: x @ layers[0][0], jit(jnp))
-    >>> layers = [(jnp.eye(2), jnp.zeros(2))]
-    >>> fast.labels(layers, jnp.asarray([[0.0, 1.0]]), 4).tolist(), fast.traces
-    ([1], 1)
+    ``traces`` counts how many times a pass has been traced (compiled) so far.
     """
 
     def __init__(self, chain: Callable[[Any, Any], Any], compile_: Callable[..., Any]) -> None:
@@ -108,13 +89,6 @@ class Compiled:
 
 
 def compiled(xp: ModuleType, chain: Callable[[Any, Any], Any]) -> Compiled | None:
-    """A :class:`Compiled` pass where the namespace has a compiler, else None.
-
-    Examples
-    --------
-    >>> import array_api_strict as xp
-    >>> compiled(xp, lambda layers, x: x) is None
-    True
-    """
+    """A :class:`Compiled` pass where the namespace has a compiler, else None."""
     compile_ = jit(xp)
     return None if compile_ is None else Compiled(chain, compile_)

@@ -25,15 +25,7 @@ _REFUSED = (BufferError, TypeError, ValueError, RuntimeError, NotImplementedErro
 
 
 def check_array_type(x: Any, caller: str) -> None:
-    """Refuse ``numpy.matrix`` and masked arrays, whose meaning xpnn would lose (``TypeError``).
-
-    Examples
-    --------
-    >>> check_array_type(np.ma.masked_array([1.0, 2.0], mask=[0, 1]), "forward")
-    Traceback (most recent call last):
-    ...
-    TypeError: forward() does not accept masked arrays (the mask would be lost)
-    """
+    """Refuse ``numpy.matrix`` and masked arrays, whose meaning xpnn would lose (``TypeError``)."""
     if isinstance(x, np.matrix):
         raise TypeError(f"{caller}() does not accept numpy.matrix; pass numpy.asarray(x)")
     if isinstance(x, np.ma.MaskedArray):

@@ -31,8 +31,7 @@ import array_api_compat as compat
 from ._moving import to_numpy
 from .errors import BackendError
 
-__all__ = ["BACKENDS", "FLOAT_DTYPES", "argmax", "backend_name", "backend_of", "check_dtype",
-           "device_scope", "enable_float64", "floating_dtypes", "jit", "matmul", "namespace",
+__all__ = ["BACKENDS", "FLOAT_DTYPES", "backend_name", "backend_of", "check_dtype", "namespace",
            "parse_device", "to_numpy"]  # fmt: skip
 
 #: Floating dtypes xpnn computes in (float16, outside the standard, where a namespace has it).

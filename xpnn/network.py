@@ -261,11 +261,8 @@ class Network:
         check_array_type(x, "forward")
         if not (isinstance(x, np.generic) or compat.is_array_api_obj(x)):
             raise TypeError(f"network input must be an array or a list, got {type(x).__name__}")
-        if (
-            isinstance(x, np.generic)
-            or compat.array_namespace(x) is not self.xp
-            or (compat.device(x) != self.device)
-        ):
+        elsewhere = isinstance(x, np.generic) or compat.array_namespace(x) is not self.xp
+        if elsewhere or compat.device(x) != self.device:
             x = move(x, self.xp, self.device, self._supported, self.dtype_name)
         if x.dtype != self.dtype:
             if not self.xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
@@ -355,10 +352,8 @@ def init_network(backend: str | None = None, device: Any = None, dtype: str = "f
 
 
 def forward(network: Network, x: Any) -> Any:
-    """The book's ``forward(network, x)``: ``network.forward(x)``.
+    """The book's ``forward(network, x)``.
 
-    Examples
-    --------
     >>> forward(init_network(dtype="float64"), [1.0, 0.5]).shape
     (2,)
     """
@@ -366,10 +361,8 @@ def forward(network: Network, x: Any) -> Any:
 
 
 def predict(network: Network, x: Any) -> Any:
-    """The book's ``predict(network, x)``: ``network.predict(x)``.
+    """The book's ``predict(network, x)``: the output function of :func:`forward`.
 
-    Examples
-    --------
     >>> predict(init_network(dtype="float64"), [1.0, 0.5]).shape
     (2,)
     """
@@ -377,10 +370,8 @@ def predict(network: Network, x: Any) -> Any:
 
 
 def classify(network: Network, x: Any, batch_size: int | None = None) -> Any:
-    """Predicted labels, ``batch_size`` rows per pass (the book's batch loop, section 3.6.3).
+    """Labels, ``batch_size`` rows per pass (the book's batch loop, section 3.6.3).
 
-    Examples
-    --------
     >>> classify(init_network(dtype="float64"), [[1.0, 0.5]])
     array([1])
     """
