@@ -33,8 +33,8 @@ How the blocks are run
 
   Any other ``readme-test`` comment is an error.
 
-New sections and new ``docs/*.md`` pages are covered without changing this file. Docstring examples are run by
-pytest's ``--doctest-modules`` (``testpaths`` includes ``xpnn``);
+New sections and new ``docs/*.md`` pages are covered without changing this file. Docstring
+examples are run by pytest's ``--doctest-modules`` (``testpaths`` includes ``xpnn``);
 :func:`test_public_api_has_examples` checks that every public function and class has one.
 ``scripts/`` is not collected for doctests (importing a script module is not free of side
 effects); instead its docstrings must hold no ``>>>`` examples, and every script's ``--help``
