@@ -395,6 +395,25 @@ def test_public_api_has_examples(module_name: str) -> None:
     assert not stale, f"these now have examples: remove them from KNOWN_WITHOUT_EXAMPLE: {stale}"
 
 
+def test_doctests_that_need_a_missing_library_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """conftest reads what an example needs from its imports and the backends it names."""
+    conftest = sys.modules["conftest"]
+    source = "import dask.array as da\nxpnn.namespace('torch')\nf(backend=\"jax\")\n"
+    source += "xpnn.namespace('nunpy')\nfrom numpy import asarray\n"
+    assert conftest.doctest_needs(source) == ["dask", "torch", "jax", "numpy"]
+    assert conftest.doctest_needs("import numpy\n", "export.py")[1:] == [
+        "onnx",
+        "onnxruntime",
+        "ndonnx",
+    ]
+    monkeypatch.delenv("XPNN_TEST_REQUIRE", raising=False)
+    assert conftest.missing_for_doctest("import numpy\n") is None
+    reason = conftest.missing_for_doctest("import numpy\nimport xpnn_no_such_module\n")
+    assert reason == "needs xpnn_no_such_module: pip install -e '.[xpnn_no_such_module]'"
+    monkeypatch.setenv("XPNN_TEST_REQUIRE", "xpnn_no_such_module")  # required: runs and fails
+    assert conftest.missing_for_doctest("import xpnn_no_such_module\n") is None
+
+
 SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
 
 
