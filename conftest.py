@@ -20,6 +20,7 @@ configure time it turns on JAX's 64-bit mode (float64 tests need it).
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass
 from types import ModuleType
@@ -250,7 +251,7 @@ def _probe(case: BackendCase) -> Backend | str:
         except xpnn.BackendError as err:
             refused = str(err)
             assert native is None, f"{case.id} works here but xpnn.namespace refused it: {refused}"
-            _PROBED[case] = f"{refused} ({reason})"
+            _PROBED[case] = refused  # the library's own words are in `reason`, left out: one line
         else:
             assert native is not None, f"xpnn.namespace accepted {case.id}, unusable: {reason}"
             assert xp is array_api_compat.array_namespace(native), (case.id, xp)
@@ -312,26 +313,60 @@ def data_dir() -> str:
     return directory
 
 
-# The docstring examples of the modules that need the ``onnx`` extra are
-# skipped, with the reason, where onnx, onnxruntime or ndonnx is missing
-# (tests/test_onnx.py fails instead where XPNN_TEST_REQUIRE names onnx).
+# A docstring example that needs an optional library is skipped where that library is missing
+# (unless XPNN_TEST_REQUIRE names its extra, when it runs and fails). What it needs is read
+# from its own source: ``import X`` / ``from X import`` lines, and ``namespace("X")`` /
+# ``backend="X"`` backend names; modules whose examples need a library they never name are
+# listed in _DOCTEST_NEEDS.
 _ONNX_MODULES = ("export.py", "ort.py", "onnx_import.py")
+_DOCTEST_NEEDS = {name: ("onnx", "onnxruntime") for name in _ONNX_MODULES}
+_EXTRA_OF = {
+    "array_api_strict": "strict",
+    "distributed": "dask",
+    "onnxruntime": "onnx",
+    "ndonnx": "onnx",
+    "matplotlib": "plot",
+    "cupy": "cuda12",
+}
+_NEEDS_IN_SOURCE = re.compile(
+    r"^\s*(?:import|from)\s+([A-Za-z_]\w*)|namespace\(\s*[\"'](\w+)[\"']|"
+    r"backend\s*=\s*[\"'](\w+)[\"']",
+    re.MULTILINE,
+)
+
+
+def doctest_needs(source: str, filename: str = "") -> list[str]:
+    """The top-level modules a docstring example's ``source`` needs, in order, once each."""
+    backends = {case.backend for case in CASES}
+    found = [
+        m[1] or name
+        for m in _NEEDS_IN_SOURCE.finditer(source)
+        for name in [m[2] or m[3]]
+        if m[1] or name in backends  # a backend name only where it is one: not "nunpy"
+    ]
+    return list(dict.fromkeys([*found, *_DOCTEST_NEEDS.get(filename, ())]))
+
+
+def missing_for_doctest(source: str, filename: str = "") -> str | None:
+    """A short skip reason naming what to install, or None when everything is here."""
+    import importlib.util
+
+    missing = [m for m in doctest_needs(source, filename) if importlib.util.find_spec(m) is None]
+    required = _names(os.environ.get("XPNN_TEST_REQUIRE"))
+    missing = [m for m in missing if _EXTRA_OF.get(m, m) not in required and m not in required]
+    if not missing:
+        return None
+    extras = ",".join(dict.fromkeys(_EXTRA_OF.get(m, m) for m in missing))
+    return f"needs {', '.join(missing)}: pip install -e '.[{extras}]'"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    import importlib.util
-
-    missing = [m for m in ("onnx", "onnxruntime", "ndonnx") if importlib.util.find_spec(m) is None]
-    if not missing:
-        return
-    skip = pytest.mark.skip(reason=f"{', '.join(missing)} not installed (onnx)")
     for item in items:
-        if (
-            isinstance(item, pytest.DoctestItem)
-            and item.path.name in _ONNX_MODULES
-            and item.path.parent.name == "xpnn"
-        ):
-            item.add_marker(skip)
+        if isinstance(item, pytest.DoctestItem) and item.dtest is not None:
+            source = "\n".join(example.source for example in item.dtest.examples)
+            reason = missing_for_doctest(source, item.path.name)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=f"doctest {reason}"))
 
 
 # CI fails on skips it does not expect: with XPNN_TEST_EXPECTED_SKIPS set (a

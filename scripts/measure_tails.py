@@ -23,7 +23,7 @@ import numpy as np
 
 import xpnn
 
-BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask")
+BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "dask", "ndonnx")
 GRIDS = {"float16": (-18.0, 0.0, 0.001), "float32": (-105.0, 0.0, 0.004)}
 GRIDS["float64"] = (-746.0, -600.0, 0.01)
 

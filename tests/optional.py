@@ -8,6 +8,14 @@ from types import ModuleType
 
 import pytest
 
+# The extra that installs a library, where its key is not the extra's name.
+EXTRA = {
+    "matplotlib": "plot",
+    "ndonnx": "onnx",
+    "onnxruntime": "onnx",
+    "array_api_strict": "strict",
+}
+
 
 def import_or_skip(module: str, key: str) -> ModuleType:
     """Import ``module``; if it is missing, skip, unless ``key`` is in ``XPNN_TEST_REQUIRE``."""
@@ -17,4 +25,5 @@ def import_or_skip(module: str, key: str) -> ModuleType:
         required = [v.strip() for v in os.environ.get("XPNN_TEST_REQUIRE", "").split(",")]
         if key in required:
             pytest.fail(f"required backend {key} is missing: {err}", pytrace=False)
-        pytest.skip(f"{module} is not installed ({key})", allow_module_level=True)
+        extra = EXTRA.get(key, key)
+        pytest.skip(f"needs {module}: pip install -e '.[{extra}]'", allow_module_level=True)

@@ -103,19 +103,6 @@ def test_missing_data_is_one_line_exit_2(tmp_path):
     assert len(lines) == 1 and "sample_weight.pkl" in lines[0] and str(tmp_path) in lines[0]
 
 
-@pytest.mark.parametrize("script", ["eval", "plot_activations", "show_mnist"])
-def test_scripts_without_the_package_say_how_to_get_it(script, tmp_path):
-    # -S -E: no site-packages, no PYTHONPATH, as a clone that was never installed.
-    out = subprocess.run(
-        [sys.executable, "-S", "-E", str(ROOT / "scripts" / f"{script}.py")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=60,
-    )  # fmt: skip
-    assert out.returncode == 2 and out.stdout == ""
-    lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "pip install -e ." in lines[0], out.stderr
-    assert f"python -m xpnn {script.replace('_', '-')}" in lines[0]
-
-
 @pytest.mark.parametrize("script", ["plot_activations", "show_mnist"])
 def test_figure_scripts_take_the_command_options(script, data_dir, tmp_path):
     import_or_skip("matplotlib", "matplotlib")

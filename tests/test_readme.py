@@ -1,7 +1,9 @@
-"""Every example in README.md runs, and every public function shows a runnable example.
+"""Every example in README.md and docs/*.md runs, and every public function shows an example.
 
-How README blocks are run
--------------------------
+How the blocks are run
+----------------------
+* README.md and every ``docs/*.md`` page are read by :mod:`markdown_blocks` (the parser that
+  ``.ci/run`` uses for the Quick start too) and run the same way.
 * Each fenced block is found by its language tag. ``python`` blocks and shell blocks
   (``sh``, ``bash``, ``shell``) run; ``text`` blocks (output, listings) do not. A fence without a
   language fails :func:`test_every_block_names_its_language`, so nothing escapes by omission.
@@ -31,8 +33,8 @@ How README blocks are run
 
   Any other ``readme-test`` comment is an error.
 
-New README sections are covered without changing this file. Docstring examples are run by
-pytest's ``--doctest-modules`` (``testpaths`` includes ``xpnn``);
+New sections and new ``docs/*.md`` pages are covered without changing this file. Docstring
+examples are run by pytest's ``--doctest-modules`` (``testpaths`` includes ``xpnn``);
 :func:`test_public_api_has_examples` checks that every public function and class has one.
 ``scripts/`` is not collected for doctests (importing a script module is not free of side
 effects); instead its docstrings must hold no ``>>>`` examples, and every script's ``--help``
@@ -50,13 +52,14 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from markdown_blocks import MARKER, QUICK_START, Block, parse_blocks, quick_start
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 TIMEOUT_S = 600
 
 PYTHON_LANGS = {"python", "py"}
@@ -73,78 +76,22 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     (r"^(\s*)import cupy\b", r"\1import numpy as cupy", "cupy runs as numpy"),
 )
 
-# Optional libraries a block needs, recognised by words in its source: (pattern, module, key).
-# A missing one skips the block, unless its key is listed in XPNN_TEST_REQUIRE.
+# Optional libraries a block needs, recognised by words in its source: (pattern, module, extra).
+# A missing one skips the block, unless its extra is listed in XPNN_TEST_REQUIRE.
 NEEDS: tuple[tuple[str, str, str], ...] = (
     (r"\btorch\b", "torch", "torch"),
     (r"\bjax\b", "jax", "jax"),
     (r"\bdask\b|\bdistributed\b", "distributed", "dask"),
-    (r"\bndonnx\b", "ndonnx", "ndonnx"),
-    (r"\bonnx(runtime)?\b|export_onnx", "onnxruntime", "onnx"),
-    (r"\bplot\b|plot_activations|show_mnist", "matplotlib", "plot"),
+    (r"\barray_api_strict\b", "array_api_strict", "strict"),
+    (r"\bndonnx\b", "ndonnx", "onnx"),
+    (r"\bonnx(runtime)?\b|export_onnx|export-onnx", "onnxruntime", "onnx"),
+    (r"\bsklearn\b", "sklearn", "test-onnx"),
+    (r"\bskl2onnx\b", "skl2onnx", "test-onnx"),
+    (r"\bplot\b|plot_activations|plot-activations|show_mnist|show-mnist", "matplotlib", "plot"),
 )
 
-MARKER = re.compile(r"^<!--\s*readme-test:\s*(?P<body>.*?)\s*-->$")
 SKIP = re.compile(r"skip \((?P<reason>.+)\)")
 EXIT = re.compile(r"exit (?P<status>\d+)")
-FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[^`\s]*)\s*$")
-HEADING = re.compile(r"^#+\s+(?P<title>.+?)\s*$")
-
-
-@dataclass(frozen=True)
-class Block:
-    """One fenced code block of the README."""
-
-    lang: str
-    source: str
-    line: int  # 1-based line of the opening fence
-    section: str
-    marker: str | None  # the body of a readme-test comment on the line before, if any
-
-    @property
-    def id(self) -> str:
-        return f"{self.section}-L{self.line}-{self.lang or 'none'}"
-
-
-def _slug(title: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-") or "top"
-
-
-def parse_blocks(text: str) -> list[Block]:
-    """Return every fenced block of a Markdown text, in order."""
-    lines = text.splitlines()
-    blocks = []
-    section = "top"
-    i = 0
-    while i < len(lines):
-        heading = HEADING.match(lines[i])
-        if heading:
-            section = _slug(heading["title"])
-        fence = FENCE.match(lines[i])
-        if not fence:
-            i += 1
-            continue
-        indent = fence["indent"]
-        body = []
-        j = i + 1
-        while j < len(lines) and lines[j].strip() != "```":
-            body.append(lines[j][len(indent) :] if lines[j].startswith(indent) else lines[j])
-            j += 1
-        if j == len(lines):
-            raise ValueError(f"README.md line {i + 1}: code block never closed")
-        previous = lines[i - 1].strip() if i else ""
-        marker = MARKER.match(previous)
-        blocks.append(
-            Block(
-                lang=fence["lang"].lower(),
-                source="\n".join(body) + "\n",
-                line=i + 1,
-                section=section,
-                marker=marker["body"] if marker else None,
-            )
-        )
-        i = j + 1
-    return blocks
 
 
 def substitute(source: str) -> str:
@@ -154,7 +101,11 @@ def substitute(source: str) -> str:
     return source
 
 
-BLOCKS = parse_blocks(README.read_text(encoding="utf-8"))
+def _blocks(path: Path) -> list[Block]:
+    return parse_blocks(path.read_text(encoding="utf-8"), path.relative_to(ROOT).as_posix())
+
+
+BLOCKS = [block for page in PAGES for block in _blocks(page)]
 RUNNABLE = [b for b in BLOCKS if b.lang in PYTHON_LANGS | SHELL_LANGS]
 
 
@@ -164,24 +115,24 @@ def expected_status(block: Block) -> int:
         return 0
     skip = SKIP.fullmatch(block.marker)
     if skip:
-        pytest.skip(f"README.md line {block.line}: {skip['reason']}")
+        pytest.skip(f"{block.file} line {block.line}: {skip['reason']}")
     status = EXIT.fullmatch(block.marker)
     if status:
         return int(status["status"])
     pytest.fail(
-        f"README.md line {block.line - 1}: unknown marker {block.marker!r}; "
+        f"{block.file} line {block.line - 1}: unknown marker {block.marker!r}; "
         "use 'skip (reason)' or 'exit N'"
     )
 
 
-def require_libraries(source: str) -> None:
+def require_libraries(source: str, where: str = "the block") -> None:
     """Skip (or fail, if required) when a library the block names is not installed."""
     required = {v.strip() for v in os.environ.get("XPNN_TEST_REQUIRE", "").split(",")}
     for pattern, module, key in NEEDS:
         if re.search(pattern, source) and importlib.util.find_spec(module) is None:
             if key in required:
-                pytest.fail(f"the block needs {module} ({key} is required), not installed")
-            pytest.skip(f"the block needs {module}, not installed here")
+                pytest.fail(f"{where} needs {module} ({key} is required), not installed")
+            pytest.skip(f"{where} needs {module}: pip install -e '.[{key}]'")
 
 
 def _environment(data_dir: str, bin_dir: Path) -> dict[str, str]:
@@ -242,7 +193,7 @@ def _mirror(into: Path) -> None:
 def _report(block: Block, source: str, out: subprocess.CompletedProcess[str]) -> str:
     numbered = "\n".join(f"{n:4} | {line}" for n, line in enumerate(source.splitlines(), 1))
     return (
-        f"README.md block at line {block.line} ({block.lang}) exited {out.returncode}.\n"
+        f"{block.file} block at line {block.line} ({block.lang}) exited {out.returncode}.\n"
         f"Source as run (after GPU-to-CPU substitutions):\n{numbered}\n"
         f"--- stdout (tail)\n{out.stdout[-3000:]}\n--- stderr (tail)\n{out.stderr[-3000:]}"
     )
@@ -252,7 +203,7 @@ def _report(block: Block, source: str, out: subprocess.CompletedProcess[str]) ->
 def test_readme_block_runs(block: Block, data_dir: str, tmp_path: Path) -> None:
     status = expected_status(block)
     source = substitute(block.source)
-    require_libraries(source)
+    require_libraries(source, f"{block.file} line {block.line}")
     bin_dir = tmp_path / "bin"
     _make_bin(bin_dir)
     env = _environment(data_dir, bin_dir)
@@ -278,23 +229,24 @@ def test_readme_block_runs(block: Block, data_dir: str, tmp_path: Path) -> None:
 
 
 def test_readme_has_runnable_blocks() -> None:
-    langs = {b.lang for b in RUNNABLE}
+    langs = {b.lang for b in RUNNABLE if b.file == "README.md"}
     assert langs & PYTHON_LANGS, "README.md has no python block"
     assert langs & SHELL_LANGS, "README.md has no shell block"
 
 
 def test_every_block_names_its_language() -> None:
     known = PYTHON_LANGS | SHELL_LANGS | INERT_LANGS
-    unknown = [(b.line, b.lang) for b in BLOCKS if b.lang not in known]
+    unknown = [(b.file, b.line, b.lang) for b in BLOCKS if b.lang not in known]
     assert not unknown, (
-        f"README.md blocks (line, language) {unknown}: tag each fence with one of {sorted(known)}"
+        f"blocks (file, line, language) {unknown}: tag each fence with one of {sorted(known)}"
     )
 
 
-def test_markers_sit_on_a_block() -> None:
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_markers_sit_on_a_block(page: Path) -> None:
     """A readme-test comment that is malformed or not right above a fence would be ignored."""
-    lines = README.read_text(encoding="utf-8").splitlines()
-    fence_lines = {b.line for b in BLOCKS}
+    lines = page.read_text(encoding="utf-8").splitlines()
+    fence_lines = {b.line for b in _blocks(page)}
     comments = [
         (n + 1, line.strip())
         for n, line in enumerate(lines)
@@ -302,8 +254,40 @@ def test_markers_sit_on_a_block() -> None:
     ]
     malformed = [n for n, line in comments if not MARKER.match(line)]
     stray = [n for n, _ in comments if n + 1 not in fence_lines]
-    assert not malformed, f"README.md lines {malformed}: write <!-- readme-test: ... --> alone"
-    assert not stray, f"README.md lines {stray}: readme-test marker not right above a fence"
+    assert not malformed, f"{page.name} lines {malformed}: write <!-- readme-test: ... --> alone"
+    assert not stray, f"{page.name} lines {stray}: readme-test marker not right above a fence"
+
+
+def test_readme_is_short_and_links_every_page() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 250, "README.md: at most 250 lines; move detail to docs/"
+    unlinked = [p.name for p in PAGES[1:] if f"(docs/{p.name})" not in text]
+    assert not unlinked, f"docs pages the README does not link to: {unlinked}"
+    first_screen = "\n".join(text.splitlines()[:60])
+    for name in ("step_function", "init_network", "get_data", "docs/chapter3.ipynb"):
+        assert name in text, name
+    assert "docs/chapter3.ipynb" in first_screen or "## The book's names" in first_screen
+
+
+def test_ci_runs_the_quick_start_block_as_printed() -> None:
+    """.ci/run takes the Quick start through quick_start(), never a copy of the commands."""
+    commands = quick_start(README.read_text(encoding="utf-8"))
+    (block,) = [b for b in _blocks(README) if b.section == QUICK_START and b.lang in SHELL_LANGS]
+    assert commands == block.source
+    lines = [line for line in commands.splitlines() if line.strip()]
+    assert any("pip install -e '.[data,test,plot]'" in line for line in lines), lines
+    assert any("xpnn eval" in line for line in lines), lines
+    assert any("-m pytest" in line for line in lines), lines
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "tests/markdown_blocks.py quick-start README.md" in ci
+    copied = [line for line in lines if line.strip() in ci]
+    assert not copied, f".ci/run copies Quick start lines instead of reading them: {copied}"
+
+
+def test_quick_start_extraction_fails_without_the_section() -> None:
+    assert quick_start("# x\n\n## Quick start\n\n```sh\necho hi\n```\n") == "echo hi\n"
+    with pytest.raises(ValueError, match="Quick start"):
+        quick_start("# x\n\n## Usage\n\n```sh\necho hi\n```\n")
 
 
 def test_parser_and_substitutions() -> None:
@@ -324,6 +308,8 @@ def test_parser_and_substitutions() -> None:
     assert substitute(second.source) == "XPNN_BACKEND=numpy python x.py --device cpu\n"
     assert expected_status(Block("sh", "false\n", 9, "s", "exit 2")) == 2
     assert expected_status(Block("sh", "true\n", 9, "s", None)) == 0
+    with pytest.raises(pytest.skip.Exception, match=r"^docs/x.md line 9: why$"):
+        expected_status(Block("sh", "true\n", 9, "s", "skip (why)", "docs/x.md"))
     with pytest.raises(ValueError, match="never closed"):
         parse_blocks("```python\nx = 1\n")
 
@@ -407,6 +393,21 @@ def test_public_api_has_examples(module_name: str) -> None:
             stale.append(name)
     assert not missing, f"public names without an Examples section (>>>): {missing}"
     assert not stale, f"these now have examples: remove them from KNOWN_WITHOUT_EXAMPLE: {stale}"
+
+
+def test_doctests_that_need_a_missing_library_are_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """conftest reads what an example needs from its imports and the backends it names."""
+    conftest = sys.modules["conftest"]
+    source = "import dask.array as da\nxpnn.namespace('torch')\nf(backend=\"jax\")\n"
+    source += "xpnn.namespace('nunpy')\nfrom numpy import asarray\n"
+    assert conftest.doctest_needs(source) == ["dask", "torch", "jax", "numpy"]
+    assert conftest.doctest_needs("import numpy\n", "export.py")[1:] == ["onnx", "onnxruntime"]
+    monkeypatch.delenv("XPNN_TEST_REQUIRE", raising=False)
+    assert conftest.missing_for_doctest("import numpy\n") is None
+    reason = conftest.missing_for_doctest("import numpy\nimport xpnn_no_such_module\n")
+    assert reason == "needs xpnn_no_such_module: pip install -e '.[xpnn_no_such_module]'"
+    monkeypatch.setenv("XPNN_TEST_REQUIRE", "xpnn_no_such_module")  # required: runs and fails
+    assert conftest.missing_for_doctest("import xpnn_no_such_module\n") is None
 
 
 SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
