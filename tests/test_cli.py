@@ -372,7 +372,7 @@ def test_cluster_accepts_a_scheduler_and_refuses_a_worker():
             assert client.submit(sum, [1, 2, 3]).result() == 6
         # A worker speaks dask's protocol too, but cannot schedule: a one-line refusal.
         (worker,) = local.scheduler_info["workers"]
-        with pytest.raises(xpnn.BackendError, match="not as a dask scheduler"):  # noqa: SIM117
+        with pytest.raises(xpnn.BackendError, match=NO_SCHEDULER):  # noqa: SIM117
             with cluster(worker, timeout=5.0):
                 pass
 

@@ -66,7 +66,7 @@ def test_digits_figure_marks_wrong_predictions(tmp_path):
     np.testing.assert_array_equal(fig.axes[5].images[0].get_array(), images[5].reshape(28, 28))
     assert_not_blank(fig)
     fig.savefig(tmp_path / "d.png", dpi=50)
-    assert png_size(tmp_path / "d.png") == (360, 145)
+    assert png_size(tmp_path / "d.png") == (450, 180)  # 1.5 in per digit: legible captions
 
 
 def test_misclassified_grid_shows_exactly_the_mistakes(data_dir):
@@ -110,7 +110,7 @@ def test_eval_writes_plots(data_dir, tmp_path):
     ]
     assert png_size(tmp_path / "confusion_matrix.png") == (512, 448)
     width, height = png_size(tmp_path / "misclassified.png")
-    assert width == 720 and height > 500
+    assert width == 960 and height > 500
 
 
 @pytest.mark.parametrize("script", ["plot_activations.py", "show_mnist.py"])

@@ -1,16 +1,11 @@
 """Scoring dask arrays chunk by chunk, on a dask.distributed cluster or dask's local scheduler.
 
-The input is chunked along the batch axis only; each chunk is classified by
-the chunk's own library (NumPy, or CuPy for a dask array of CuPy chunks) with
-a network rebuilt once per worker from host weights that travel in the graph
-as one key (shipped to each worker once, not once per chunk). Predictions are
-reduced to a confusion matrix on the workers, so no process holds the input.
-
-On GPUs, run one worker per GPU, each pinned to its device (as dask-cuda's
-``LocalCUDACluster`` does with ``CUDA_VISIBLE_DEVICES``); a block of CuPy
-chunks is classified on the device it lives on.
-
-Requires the ``dask`` extra (``dask[array,distributed]``).
+Each chunk of rows is classified by its own library (NumPy, or CuPy for a dask
+array of CuPy chunks, on the GPU it lives on) with a network rebuilt once per
+worker from host weights that travel in the graph as one key. Predictions are
+reduced to a confusion matrix on the workers: no process holds the input. On
+GPUs run one worker per GPU (dask-cuda's ``LocalCUDACluster``). Needs the
+``dask`` extra.
 """
 
 from __future__ import annotations
@@ -37,9 +32,9 @@ from .report import confusion_matrix
 __all__ = ["BlockClassifier", "classify", "cluster", "confusion", "mnist_dask", "synthetic_rows"]
 
 
-def _dask(module: str = "dask.array") -> Any:
+def _dask(module: str = "dask.array") -> Any:  # untyped library: Any on purpose
     try:
-        return importlib.import_module(module)  # untyped library: Any on purpose
+        return importlib.import_module(module)
     except ImportError:
         raise BackendError("dask scoring needs dask: pip install 'xpnn[dask]'") from None
 
@@ -56,12 +51,8 @@ class BlockClassifier:
 
     def __init__(self, network: Network) -> None:
         self.params = network.host_params()  # the copies the network holds, not from a device
-        self.options = {
-            "hidden": network.hidden,
-            "output": network.output,
-            "dtype": network.dtype_name,
-            "input_scale": network.input_scale,
-        }
+        self.options = {"hidden": network.hidden, "output": network.output}
+        self.options.update(dtype=network.dtype_name, input_scale=network.input_scale)
         self._networks: dict[tuple[str, str], Network] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -99,37 +90,36 @@ def classify(
     >>> classify(xpnn.init_network(), x).compute()
     array([1, 1])
     """
-    da = _dask()
-    if rows_per_chunk is not None:
-        rows_per_chunk = positive_int(rows_per_chunk, "rows_per_chunk")
-    if classes is not None and network.layer_sizes[-1] != positive_int(classes, "classes"):
+    rows = None if rows_per_chunk is None else positive_int(rows_per_chunk, "rows_per_chunk")
+    outputs = network.layer_sizes[-1]
+    if classes is not None and outputs != positive_int(classes, "classes"):
         raise ValueError(
-            f"the network has {network.layer_sizes[-1]} outputs but the labels have {classes} "
-            f"classes; a {classes}-class scorer needs a network with {classes} outputs"
+            f"the network has {outputs} outputs but the labels have {classes} classes; "
+            f"a {classes}-class scorer needs a network with {classes} outputs"
         )
-    if not isinstance(x, da.Array):
+    if not isinstance(x, _dask().Array):
         raise TypeError(f"classify() needs a dask array, got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != network.input_size:
         raise ValueError(
             f"network expects dask inputs of shape (n, {network.input_size}); got {x.shape}"
         )
-    x = x.rechunk({0: rows_per_chunk, 1: -1} if rows_per_chunk else {1: -1})
-    classifier = _dask("dask.delayed").delayed(BlockClassifier(network), pure=True)
+    x = x.rechunk({0: rows, 1: -1} if rows else {1: -1})
+    classifier = _dask("dask").delayed(BlockClassifier(network), pure=True)  # one key
     meta_xp = array_api_compat.array_namespace(x._meta)
     meta = meta_xp.empty((0,), dtype=meta_xp.int64)
     return x.map_blocks(_classify_block, classifier, dtype=np.int64, drop_axis=1, meta=meta)
 
 
 def _block_counts(predictions: Any, labels: Any, classes: int) -> np.ndarray:
-    """One block's ``1 x classes x classes`` counts, on the host (as the local scorer counts)."""
+    """One block's ``1 x classes x classes`` counts, on the host, as the local scorer counts."""
     return confusion_matrix(to_numpy(labels), to_numpy(predictions), classes)[np.newaxis]
 
 
 def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
     """Return the lazy ``classes x classes`` confusion matrix (rows: true labels).
 
-    Labels or predictions outside ``0..classes-1`` are an error when it is
-    computed, never counted, as in :func:`xpnn.report.confusion_matrix`.
+    As in :func:`xpnn.report.confusion_matrix`, values outside ``0..classes-1``
+    are an error (when computed), never counted.
 
     Examples
     --------
@@ -140,22 +130,16 @@ def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
     array([[1, 1],
            [0, 1]])
     """
-    classes = positive_int(classes, "classes")
+    k = positive_int(classes, "classes")
     if predictions.ndim != 1 or predictions.shape != labels.shape:
         raise ValueError(
             f"predictions and labels must be 1-D of one length, got {predictions.shape} "
             f"and {labels.shape}"
         )
     counts = _dask().map_blocks(
-        _block_counts,
-        predictions,
-        labels.rechunk(predictions.chunks),
-        classes,
-        new_axis=(1, 2),
-        chunks=((1,) * predictions.numblocks[0], (classes,), (classes,)),
-        dtype=np.int64,
-        meta=np.empty((0, 0, 0), np.int64),
-    )
+        _block_counts, predictions, labels.rechunk(predictions.chunks), k, new_axis=(1, 2),
+        chunks=((1,) * predictions.numblocks[0], (k,), (k,)), meta=np.empty((0, 0, 0), np.int64),
+    )  # fmt: skip
     return counts.sum(axis=0)
 
 
@@ -171,16 +155,13 @@ def synthetic_rows(
     return x, labels[index]
 
 
-def _load_base(data_dir: str) -> tuple[np.ndarray, np.ndarray]:
+def _load_base(data_dir: str) -> Any:
     from .mnist import load_mnist_split
 
-    x, t = load_mnist_split("test", normalize=False, data_dir=data_dir, backend="numpy")
-    return x, t
+    return load_mnist_split("test", normalize=False, data_dir=data_dir, backend="numpy")
 
 
-def _rows_block(
-    base: tuple[np.ndarray, np.ndarray], seed: int, noise: int, part: int, block_info: Any = None
-) -> np.ndarray:
+def _rows_block(base: Any, seed: int, noise: int, part: int, block_info: Any = None) -> Any:
     start, stop = block_info[None]["array-location"][0]
     if part == 1:  # labels need no images: skip making the noisy pixels
         return base[1][np.arange(start, stop) % base[0].shape[0]]
@@ -198,44 +179,31 @@ def mnist_dask(
     """The MNIST test set tiled to ``n`` rows with seeded noise, ``(x, t)``, made on the workers.
 
     With the defaults it is exactly the test set. The workers read the files
-    from ``data_dir`` (the same machine or a shared filesystem), once each.
+    from ``data_dir`` (the same machine or a shared filesystem).
     """
     from .download import data_home
 
-    da, n = _dask(), positive_int(n, "n")
-    rows_per_chunk = positive_int(rows_per_chunk, "rows_per_chunk")
-    for name, value, high in (("noise", noise, 255), ("seed", seed, None)):
-        bad = isinstance(value, bool) or not isinstance(value, numbers.Integral)
-        if bad or value < 0 or (high is not None and value > high):
-            span = f"in 0..{high}" if high else "of at least 0"
-            raise ValueError(f"{name} must be an integer {span}, got {value!r}")
-    base = _dask("dask").delayed(_load_base, pure=True)(str(data_home(data_dir)))
-    rows = (rows_per_chunk,) * (n // rows_per_chunk) + (
-        (n % rows_per_chunk,) if n % rows_per_chunk else ()
-    )
-
-    def part(index: int, chunks: tuple[tuple[int, ...], ...]) -> Any:
-        meta = np.empty((0,) * len(chunks), np.uint8)
-        return da.map_blocks(
-            _rows_block,
-            base,
-            int(seed),
-            int(noise),
-            index,
-            chunks=chunks,
-            dtype=np.uint8,
-            meta=meta,
+    n, rows = positive_int(n, "n"), positive_int(rows_per_chunk, "rows_per_chunk")
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Integral) or not 0 <= noise <= 255:
+        raise ValueError(f"noise must be an integer in 0..255, got {noise!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    chunks = (rows,) * (n // rows) + ((n % rows,) if n % rows else ())
+    base = _dask("dask").delayed(_load_base, pure=True)(str(data_home(data_dir)))  # once each
+    return tuple(  # type: ignore[return-value]
+        _dask().map_blocks(
+            _rows_block, base, int(seed), int(noise), part, chunks=shape, dtype=np.uint8,
+            meta=np.empty((0,) * len(shape), np.uint8),
         )
-
-    return part(0, (rows, (784,))), part(1, (rows,))
+        for part, shape in ((0, (chunks, (784,))), (1, (chunks,)))
+    )  # fmt: skip
 
 
 def _reach(dist: Any, address: str, timeout: float) -> None:
-    """Connect a client to ``address`` and close it, all within ``timeout`` seconds.
+    """Connect a client to ``address`` and close it again, all within ``timeout`` seconds.
 
     distributed's own ``timeout`` does not cover a peer that accepts and then
-    says nothing, so the whole attempt runs under one deadline; in a thread of
-    its own, so that it also works inside a running event loop.
+    says nothing; in a thread of its own, so that it works in a running event loop.
     """
 
     async def attempt() -> None:
@@ -245,32 +213,31 @@ def _reach(dist: Any, address: str, timeout: float) -> None:
         finally:
             await client.close()
 
-    def fail(reason: str) -> BackendError:
-        return BackendError(f"could not connect to the dask scheduler at {address!r}: {reason}")
-
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="xpnn-connect") as pool:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
         try:
             pool.submit(asyncio.run, attempt()).result()
         except (asyncio.TimeoutError, TimeoutError):
-            raise fail(f"no answer within {timeout:g} s") from None
+            reason = f"no answer within {timeout:g} s"
         except MemoryError:
-            raise fail("the service announced a message too large to receive") from None
+            reason = "the service announced a message too large to receive"
         except Exception as err:  # whatever the comm layer raises on a bad peer or address
-            raise fail(f"{type(err).__name__}: {' '.join(str(err).split())}") from None
+            reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+        else:
+            return
+    raise BackendError(f"could not connect to the dask scheduler at {address!r}: {reason}")
 
 
 @contextlib.contextmanager
 def _interrupts_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C in the block (main thread only): workers started here inherit that,
-    so a terminal's Ctrl-C to the whole group reaches this process only, which closes them."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Ignore Ctrl-C in the block (main thread only): workers started here inherit that, so
+    a terminal's Ctrl-C to the whole group reaches this process only, which closes them."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main:
+            signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -279,17 +246,11 @@ def cluster(
 ) -> Iterator[Any]:
     """Connect to a running dask scheduler, or start a local cluster, for a ``with`` block.
 
-    Parameters
-    ----------
-    scheduler : str or None
-        Address of a running scheduler, such as ``tcp://scheduler-host:8786``.
-        Refused (:class:`BackendError`) when no scheduler answers within
-        ``timeout`` seconds, or when it has no worker ``timeout`` seconds later.
-    workers : int or None
-        Instead, start this many single-threaded worker processes on
-        127.0.0.1 (they ignore Ctrl-C; this process closes them).
-    timeout : float
-        Seconds allowed for reaching the scheduler, and then for a worker.
+    ``scheduler`` (an address such as ``tcp://scheduler-host:8786``) is refused
+    with a :class:`BackendError` when no scheduler answers within ``timeout``
+    seconds, or when it still has no worker ``timeout`` seconds later.
+    ``workers`` instead starts that many single-threaded worker processes on
+    127.0.0.1 (they ignore Ctrl-C; this process closes them).
 
     Examples
     --------
@@ -299,10 +260,7 @@ def cluster(
     ...
     xpnn.errors.BackendError: could not connect to the dask scheduler at ...
     """
-    try:
-        dist: Any = importlib.import_module("distributed")
-    except ImportError:
-        raise BackendError("dask clusters need distributed: pip install 'xpnn[dask]'") from None
+    dist = _dask("distributed")
     if (scheduler is None) == (workers is None):
         raise ValueError("give either a scheduler address or a number of workers")
     if scheduler is not None:
@@ -313,18 +271,15 @@ def cluster(
             except TimeoutError:
                 raise BackendError(
                     f"the dask scheduler at {scheduler!r} has no worker (none joined within "
-                    f"{timeout:g} s); start workers with: dask worker {scheduler}"
+                    f"{timeout:g} s); start one with: dask worker {scheduler}"
                 ) from None
             yield client
         return
     with _interrupts_ignored():  # Ctrl-C while the workers start is not seen
         local = dist.LocalCluster(
-            n_workers=positive_int(workers, "workers"),
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=":0",  # a free port, never a fixed one
-        )
+            n_workers=positive_int(workers, "workers"), threads_per_worker=1, processes=True,
+            host="127.0.0.1", dashboard_address=":0",  # a free port, never a fixed one
+        )  # fmt: skip
         client = dist.Client(local)
     try:
         yield client

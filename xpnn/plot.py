@@ -50,7 +50,7 @@ def activation_figure(backend: str | None = None, device: Any = None) -> Any:
     ['sigmoid', 'step function']
     """
     xp, dev = namespace(backend, device)
-    x = xp.asarray(np.arange(-5.0, 5.0, 0.1, dtype=np.float32), device=dev)
+    x = xp.asarray((np.arange(-50, 50) / 10).astype(np.float32), device=dev)  # -5.0 to 4.9
     with device_scope(x):  # CuPy computes on its current device
         ys = [to_numpy(f(x)) for f in (sigmoid, step_function, relu)]
     xs = to_numpy(x)

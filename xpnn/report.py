@@ -7,12 +7,11 @@ after :func:`xpnn.to_numpy`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Score", "confusion_matrix", "format_report", "score", "score_matrix"]
+__all__ = ["confusion_matrix", "format_report", "score", "score_matrix"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> np.ndarray:
@@ -44,47 +43,32 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int =
     return flat.reshape(classes, classes)
 
 
-@dataclass(frozen=True)
-class Score:
-    """The outcome of classifying a labelled set."""
-
-    n: int
-    correct: int
-    accuracy: float
-    per_class_accuracy: list[float]
-    confusion_matrix: list[list[int]]
-
-    def as_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict."""
-        return asdict(self)
-
-
-def score(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> Score:
-    """Score predictions against labels.
+def score(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> dict[str, Any]:
+    """Score predictions against labels: ``n``, ``correct``, ``accuracy``,
+    ``per_class_accuracy`` and ``confusion_matrix`` (JSON-ready).
 
     Examples
     --------
     >>> s = score(np.array([0, 1, 1, 1]), np.array([0, 1, 0, 1]), classes=2)
-    >>> s.correct, s.accuracy, s.per_class_accuracy
+    >>> s["correct"], s["accuracy"], s["per_class_accuracy"]
     (3, 0.75, [1.0, 0.6666666666666666])
     """
     return score_matrix(confusion_matrix(labels, predictions, classes))
 
 
-def score_matrix(matrix: np.ndarray) -> Score:
-    """Score from a confusion matrix (rows: true labels), e.g. one reduced on a cluster."""
+def score_matrix(matrix: np.ndarray) -> dict[str, Any]:
+    """:func:`score` from a confusion matrix (rows: true labels), e.g. one made on a cluster."""
     matrix = np.asarray(matrix, dtype=np.int64)
     totals, diagonal = matrix.sum(axis=1).tolist(), np.diagonal(matrix).tolist()
     n, correct = int(matrix.sum()), int(sum(diagonal))
-    return Score(
-        n=n,
-        correct=correct,
-        accuracy=correct / n if n else float("nan"),
-        per_class_accuracy=[
-            c / t if t else float("nan") for c, t in zip(diagonal, totals, strict=True)
-        ],
-        confusion_matrix=matrix.tolist(),
-    )
+    per_class = [c / t if t else float("nan") for c, t in zip(diagonal, totals, strict=True)]
+    return {
+        "n": n,
+        "correct": correct,
+        "accuracy": correct / n if n else float("nan"),
+        "per_class_accuracy": per_class,
+        "confusion_matrix": matrix.tolist(),
+    }
 
 
 def format_report(report: Mapping[str, Any], quiet: bool = False) -> str:

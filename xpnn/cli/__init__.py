@@ -1,24 +1,18 @@
 """The ``xpnn`` command line: ``eval``, ``plot-activations``, ``show-mnist``, ``export-onnx``.
 
-Installed as the ``xpnn`` console script and runnable as ``python -m xpnn``;
-the files in a clone's ``scripts/`` directory call :func:`run_script`.
-
-One rule for errors: a single line on stderr and exit status 2, never a
-traceback. Ctrl-C exits with 130 and SIGTERM with 143, each after one line;
-files being written are left as they were (:func:`xpnn._files.atomic_write`
-removes its temporary). A reader that closes standard output early ends the
-command silently.
-
-A command is a module of this package with ``configure(parser)`` and
-``run(args) -> str`` (the text for standard output), listed in :data:`COMMANDS`.
+Installed as the ``xpnn`` console script and runnable as ``python -m xpnn``; the
+files in a clone's ``scripts/`` call :func:`run_script`. One rule for errors: a
+single line on stderr and exit status 2, never a traceback; Ctrl-C exits with
+130 and SIGTERM with 143 after one line (files being written stay as they were:
+:func:`xpnn._files.atomic_write` removes its temporary); a reader that closes
+standard output early ends the command quietly. A command is a module here with
+``configure(parser)`` and ``run(args) -> str`` (its standard output).
 
 Examples
 --------
 >>> main(["--version"])  # doctest: +ELLIPSIS
 xpnn ...
 0
->>> [command.name for command in COMMANDS]
-['eval', 'plot-activations', 'show-mnist', 'export-onnx']
 """
 
 from __future__ import annotations
@@ -41,8 +35,6 @@ __all__ = ["COMMANDS", "main", "run_script"]
 
 
 class Command(NamedTuple):
-    """A subcommand: what the user types, the module that implements it, its ``--help`` line."""
-
     name: str
     module: str
     summary: str
@@ -68,10 +60,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _configured(command: Command, parser_of: Callable[..., Any]) -> argparse.ArgumentParser:
-    """The parser ``parser_of(...)`` makes, with the command's options and its texts (the
-    module docstring's first paragraph describes it; the rest follows the options)."""
+    """``parser_of(...)`` with the command's options; the module docstring's first paragraph
+    describes it, the rest follows the options."""
     module = importlib.import_module(command.module)
-    first, _, rest = (module.__doc__ or command.summary).strip().partition("\n\n")
+    first, _, rest = (module.__doc__ or "").strip().partition("\n\n")
     parser: argparse.ArgumentParser = parser_of(
         description=first, epilog=rest or None, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -85,8 +77,7 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(  # no command: the usage and status 2, as argparse does
         prog=prog,
-        description="The forward pass of Deep Learning from Scratch, chapter 3, "
-        "on any array backend.",
+        description="The forward pass of Deep Learning from Scratch, chapter 3, on any backend.",
         epilog="Run 'xpnn COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"xpnn {__version__}")
@@ -135,9 +126,7 @@ def _terminate(signum: int, frame: Any) -> NoReturn:
     raise _Terminated
 
 
-def _run(
-    parser: argparse.ArgumentParser, argv: Sequence[str] | None, name: Callable[[Any], str]
-) -> int:
+def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str]) -> int:
     """Parse, run the command under the error rule, print its output; return the status."""
     try:
         args = parser.parse_args(argv)

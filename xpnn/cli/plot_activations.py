@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_figure_options, output_file, save_figure
+from ._common import figure_options, output_file, save_figure
 
 __all__ = ["configure", "run"]
 
@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     >>> parser.parse_args([]).out
     'activations.png'
     """
-    add_figure_options(parser, "activations.png")
+    figure_options(parser, "activations.png")
 
 
 def run(args: argparse.Namespace) -> str:

@@ -12,14 +12,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import XpnnError
-from ._common import (
-    add_figure_options,
-    data_dir_option,
-    ensure_data,
-    output_file,
-    positive,
-    save_figure,
-)
+from ._common import data_dir_option, ensure_data, figure_options, output_file, positive
+from ._common import save_figure as save
 
 __all__ = ["configure", "run"]
 
@@ -37,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     >>> args.out, args.start, args.count
     ('digits.png', 240, 30)
     """
-    add_figure_options(parser, "digits.png")
+    figure_options(parser, "digits.png")
     parser.add_argument("--count", type=positive, default=30, help="how many digits (default: 30)")
     parser.add_argument(
         "--start", type=int, default=0, help="index of the first test digit (default: 0)"
@@ -62,13 +56,9 @@ def run(args: argparse.Namespace) -> str:
     from ..weights import pretrained_network
 
     ensure_data(args.data_dir, book_weights=True)
-    x, t = load_mnist_split(
-        "test", normalize=False, data_dir=args.data_dir, backend=args.backend, device=args.device
-    )
-    network = pretrained_network(
-        data_dir=args.data_dir, backend=args.backend, device=args.device, input_scale=1 / 255
-    )
-    part = slice(args.start, args.start + args.count)
-    figure = digits_figure(x[part, ...], t[part], network.classify(x[part, ...]))
-    save_figure(figure, out, args.dpi)
+    where = {"data_dir": args.data_dir, "backend": args.backend, "device": args.device}
+    x, t = load_mnist_split("test", normalize=False, **where)
+    network = pretrained_network(input_scale=1 / 255, **where)
+    x, t = x[args.start : args.start + args.count, ...], t[args.start : args.start + args.count]
+    save(digits_figure(x, t, network.classify(x)), out, args.dpi)
     return str(args.out)
