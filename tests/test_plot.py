@@ -85,6 +85,17 @@ def test_misclassified_grid_shows_exactly_the_mistakes(data_dir):
         assert int(true) == t[index] != int(predicted)
 
 
+def test_misclassified_captions_are_legible():
+    """At least 10 px high at the 80 dpi that ``xpnn eval --plot`` writes, 1.4 in per digit."""
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((30, 10))
+    fig = plot.misclassified_figure(rng.integers(0, 256, (30, 784)), np.zeros(30), probabilities)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert shown and all(ax.title.get_fontsize() * 80 / 72 >= 10 for ax in shown)
+    columns = len({round(ax.get_position().x0, 3) for ax in shown})
+    assert fig.get_figwidth() / columns >= 1.4
+
+
 def test_confusion_matrix_figure_annotates_counts():
     matrix = np.array([[5, 1], [0, 7]])
     fig = plot.confusion_matrix_figure(matrix)

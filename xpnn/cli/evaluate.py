@@ -218,7 +218,10 @@ def _on_cluster(args: argparse.Namespace) -> dict[str, Any]:
 
 def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
     """Score with ONNX Runtime: the exported network, or a given ``.onnx`` file as it is."""
+    from array_api_compat import numpy as np
+
     from ..mnist import load_mnist_split
+    from ..network import batched
     from ..ort import mnist_runner
 
     try:
@@ -227,10 +230,9 @@ def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
         )
         x, t = load_mnist_split("test", normalize=False, data_dir=args.data_dir, backend="numpy")
         x = runner.from_pixels(x)
-        with _progress(args, x.shape[0]) as bar:
-            timed = _timed(
-                runner.classify, x, args.batch_size, progress=getattr(bar, "update", None)
-            )
+        with _progress(args, x.shape[0]) as bar:  # the one batching loop, as Network.classify
+            update = getattr(bar, "update", None)
+            timed = _timed(batched, runner.classify, x, args.batch_size, np, update)
         result = score(t, timed.pop("result"))
     except XpnnError:
         raise
