@@ -443,10 +443,13 @@ def test_notebook_is_stored_without_outputs():
 
 def run_on_terminal(*args, env=None, timeout=300):
     """Run ``python -m xpnn ARGS`` with stderr on a pseudo-terminal; (status, stdout, stderr)."""
+    import fcntl
     import pty
     import select
+    import termios
 
     master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
     environ = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [sys.executable, "-m", "xpnn", *args],
@@ -503,7 +506,9 @@ def test_eval_help_says_how_the_waits_end():
 
 def test_a_scheduler_without_workers_is_one_line_in_bounded_time(data_dir):
     distributed = import_or_skip("distributed", "dask")
-    with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as local:
+    with distributed.LocalCluster(
+        n_workers=0, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=":0"
+    ) as local:
         started = time.monotonic()
         out = run_xpnn("eval", "--backend", "dask", "--scheduler", local.scheduler_address,
                        "--data-dir", data_dir, timeout=60)  # fmt: skip
@@ -550,6 +555,7 @@ def test_sigterm_is_one_line_exit_143_and_leaves_no_process(data_dir):
             process.kill()
     assert process.returncode == 143, (process.returncode, err)
     assert err.strip().splitlines() == ["python -m xpnn eval: terminated"], err
+    assert out == ""
     time.sleep(1)
     alive = [p for p in seen if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], [p.cmdline() for p in alive]

@@ -228,16 +228,26 @@ def _reach(dist: Any, address: str, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def _interrupts_ignored() -> Iterator[None]:
-    """Ignore Ctrl-C in the block (main thread only): workers started here inherit that, so
-    a terminal's Ctrl-C to the whole group reaches this process only, which closes them."""
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+def _signals_held() -> Iterator[None]:
+    """In the block (main thread only), Ctrl-C is ignored and SIGTERM waits for its end.
+
+    Workers started here inherit the ignored Ctrl-C, so a terminal's Ctrl-C to
+    the whole group reaches this process only, which closes them; a cluster is
+    never left half started or half closed.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    terminate = signal.signal(signal.SIGTERM, lambda number, frame: held.append(number))
     try:
         yield
     finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, terminate)
+        if held:
+            signal.raise_signal(signal.SIGTERM)
 
 
 @contextlib.contextmanager
@@ -275,7 +285,7 @@ def cluster(
                 ) from None
             yield client
         return
-    with _interrupts_ignored():  # Ctrl-C while the workers start is not seen
+    with _signals_held():  # Ctrl-C while the workers start is not seen
         local = dist.LocalCluster(
             n_workers=positive_int(workers, "workers"), threads_per_worker=1, processes=True,
             host="127.0.0.1", dashboard_address=":0",  # a free port, never a fixed one
@@ -284,6 +294,6 @@ def cluster(
     try:
         yield client
     finally:
-        with _interrupts_ignored():
+        with _signals_held():
             client.close()
             local.close()
