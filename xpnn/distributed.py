@@ -51,7 +51,7 @@ class BlockClassifier:
 
     def __init__(self, network: Network) -> None:
         self.params = network.host_params()  # the copies the network holds, not from a device
-        self.options = {"hidden": network.hidden, "output": network.output}
+        self.options: dict[str, Any] = {"hidden": network.hidden, "output": network.output}
         self.options.update(dtype=network.dtype_name, input_scale=network.input_scale)
         self._networks: dict[tuple[str, str], Network] = {}
 
@@ -165,7 +165,7 @@ def _rows_block(base: Any, seed: int, noise: int, part: int, block_info: Any = N
     start, stop = block_info[None]["array-location"][0]
     if part == 1:  # labels need no images: skip making the noisy pixels
         return base[1][np.arange(start, stop) % base[0].shape[0]]
-    return synthetic_rows(*base, start, stop, seed, noise)[0]
+    return synthetic_rows(base[0], base[1], start, stop, seed, noise)[0]
 
 
 def mnist_dask(
@@ -190,7 +190,7 @@ def mnist_dask(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     chunks = (rows,) * (n // rows) + ((n % rows,) if n % rows else ())
     base = _dask("dask").delayed(_load_base, pure=True)(str(data_home(data_dir)))  # once each
-    return tuple(  # type: ignore[return-value]
+    return tuple(
         _dask().map_blocks(
             _rows_block, base, int(seed), int(noise), part, chunks=shape, dtype=np.uint8,
             meta=np.empty((0,) * len(shape), np.uint8),

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import sys
@@ -157,7 +158,7 @@ def _progress(args: argparse.Namespace, total: int, note: str = "") -> Any:
     if shown and note:
         print(f"xpnn eval: {note} ...", file=sys.stderr, flush=True)
     try:
-        from tqdm import tqdm
+        tqdm: Any = importlib.import_module("tqdm").tqdm  # no type hints: Any on purpose
     except ImportError:
         return contextlib.nullcontext()
     return tqdm(
