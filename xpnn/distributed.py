@@ -78,10 +78,8 @@ def _classify_block(block: Any, classifier: BlockClassifier) -> Any:
 def classify(
     network: Network, x: Any, *, rows_per_chunk: int | None = None, classes: int | None = None
 ) -> Any:
-    """Return the lazy ``(n,)`` int64 labels of a dask array ``x`` of shape ``(n, d)``.
-
-    ``rows_per_chunk`` rechunks the batch axis; ``classes``, when given, refuses
-    a network with another number of outputs before anything runs.
+    """The lazy ``(n,)`` labels of a dask array ``(n, d)``; ``classes`` refuses another
+    number of outputs up front, ``rows_per_chunk`` rechunks the batch axis.
 
     Examples
     --------
@@ -116,10 +114,7 @@ def _block_counts(predictions: Any, labels: Any, classes: int) -> np.ndarray:
 
 
 def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
-    """Return the lazy ``classes x classes`` confusion matrix (rows: true labels).
-
-    As in :func:`xpnn.report.confusion_matrix`, values outside ``0..classes-1``
-    are an error (when computed), never counted.
+    """The lazy confusion matrix (rows: true labels), counted as :func:`report.confusion_matrix`.
 
     Examples
     --------
@@ -176,11 +171,8 @@ def mnist_dask(
     rows_per_chunk: int = 10_000,
     data_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[Any, Any]:
-    """The MNIST test set tiled to ``n`` rows with seeded noise, ``(x, t)``, made on the workers.
-
-    With the defaults it is exactly the test set. The workers read the files
-    from ``data_dir`` (the same machine or a shared filesystem).
-    """
+    """The MNIST test set (``x, t``) tiled to ``n`` rows with seeded noise, made on the workers
+    from ``data_dir`` (the same machine or a shared filesystem); by default the test set."""
     from .download import data_home
 
     n, rows = positive_int(n, "n"), positive_int(rows_per_chunk, "rows_per_chunk")
@@ -200,11 +192,8 @@ def mnist_dask(
 
 
 def _reach(dist: Any, address: str, timeout: float) -> None:
-    """Connect a client to ``address`` and close it again, all within ``timeout`` seconds.
-
-    distributed's own ``timeout`` does not cover a peer that accepts and then
-    says nothing; in a thread of its own, so that it works in a running event loop.
-    """
+    """Connect a client to ``address`` and close it, all within ``timeout`` seconds (its own
+    ``timeout`` misses a peer that accepts and then says nothing); in a thread of its own."""
 
     async def attempt() -> None:
         client = dist.Client(address, asynchronous=True, timeout=timeout)
@@ -229,12 +218,8 @@ def _reach(dist: Any, address: str, timeout: float) -> None:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """In the block (main thread only), Ctrl-C is ignored and SIGTERM waits for its end.
-
-    Workers started here inherit the ignored Ctrl-C, so a terminal's Ctrl-C to
-    the whole group reaches this process only, which closes them; a cluster is
-    never left half started or half closed.
-    """
+    """In the block, Ctrl-C is ignored and SIGTERM waits (main thread only): workers started
+    here inherit the ignored Ctrl-C, and no cluster is left half started or half closed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -254,13 +239,11 @@ def _signals_held() -> Iterator[None]:
 def cluster(
     scheduler: str | None = None, workers: int | None = None, *, timeout: float = 5.0
 ) -> Iterator[Any]:
-    """Connect to a running dask scheduler, or start a local cluster, for a ``with`` block.
+    """A client of the dask scheduler at ``scheduler``, or of ``workers`` local processes.
 
-    ``scheduler`` (an address such as ``tcp://scheduler-host:8786``) is refused
-    with a :class:`BackendError` when no scheduler answers within ``timeout``
-    seconds, or when it still has no worker ``timeout`` seconds later.
-    ``workers`` instead starts that many single-threaded worker processes on
-    127.0.0.1 (they ignore Ctrl-C; this process closes them).
+    A scheduler that does not answer within ``timeout`` seconds, or has no
+    worker ``timeout`` seconds later, is a :class:`BackendError`. Local
+    workers are single-threaded, on 127.0.0.1, and closed at the end.
 
     Examples
     --------
