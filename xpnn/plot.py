@@ -1,10 +1,8 @@
 """The chapter's figures and views of what the network gets right and wrong (matplotlib).
 
-Needs the ``plot`` extra (``pip install 'xpnn[plot]'``); ``import xpnn`` never
-imports matplotlib. Arrays of any backend and device are converted with
-:func:`xpnn.to_numpy` at this edge. Every function returns a
-:class:`matplotlib.figure.Figure` made without pyplot (no global state, no
-window), ready for ``fig.savefig(path)``.
+Needs the ``plot`` extra; ``import xpnn`` never imports matplotlib. Arrays of any backend
+are moved with :func:`xpnn.to_numpy` at this edge. Each function returns a pyplot-free
+:class:`matplotlib.figure.Figure`, ready for ``fig.savefig(path)``.
 """
 
 from __future__ import annotations
@@ -38,10 +36,8 @@ def _figure(**kwargs: Any) -> Any:
 
 
 def activation_figure(backend: str | None = None, device: Any = None) -> Any:
-    """Sigmoid and step (dashed) on one axes, ReLU on another, as in the chapter.
-
-    Computed with xpnn on the chosen backend and device over x in [-5, 5) with
-    step 0.1; the first axes is limited to y in [-0.1, 1.1] as in the book.
+    """Sigmoid and step (dashed), and ReLU, over x in [-5, 5) by 0.1, as in the chapter;
+    computed by xpnn on the chosen backend and device.
 
     Examples
     --------

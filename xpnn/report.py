@@ -1,7 +1,6 @@
 """Scoring a classifier's predictions: accuracy, per-class accuracy, confusion matrix.
 
-These work on host NumPy arrays: reports are an edge of the library, reached
-after :func:`xpnn.to_numpy`.
+Host NumPy arrays only: reports are an edge of the library, after :func:`xpnn.to_numpy`.
 """
 
 from __future__ import annotations

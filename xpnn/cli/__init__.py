@@ -1,11 +1,8 @@
 """The ``xpnn`` command line: ``eval``, ``plot-activations``, ``show-mnist``, ``export-onnx``.
 
-Installed as the ``xpnn`` console script and runnable as ``python -m xpnn``; the
-files in a clone's ``scripts/`` call :func:`run_script`. One rule for errors: a
-single line on stderr and exit status 2, never a traceback; Ctrl-C exits with
-130 and SIGTERM with 143 after one line (files being written stay as they were:
-:func:`xpnn._files.atomic_write` removes its temporary); a reader that closes
-standard output early ends the command quietly. A command is a module here with
+Also ``python -m xpnn``; ``scripts/`` call :func:`run_script`. Every error is one line on
+stderr and status 2; Ctrl-C gives 130, SIGTERM 143 (what was being written stays as it was);
+a reader that closes standard output early ends it quietly. A command is a module here with
 ``configure(parser)`` and ``run(args) -> str`` (its standard output).
 
 Examples

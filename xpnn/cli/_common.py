@@ -53,13 +53,9 @@ def figure_options(parser: argparse.ArgumentParser, out: str) -> None:
 
 
 def data_dir_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="directory of the MNIST files and sample_weight.pkl (default: $XPNN_DATA_DIR, "
-        "else the user cache directory, ~/.cache/xpnn on Linux; an empty value counts as "
-        "not given)",
-    )
+    parser.add_argument("--data-dir", metavar="DIR", help="directory of the MNIST files and "
+        "sample_weight.pkl (default: $XPNN_DATA_DIR, else the user cache directory, "
+        "~/.cache/xpnn on Linux; an empty value counts as not given)")  # fmt: skip
 
 
 def output_file(path: str | Path, option: str, *, image: bool = False) -> Path:

@@ -1,10 +1,8 @@
 """Classify the MNIST test set with the book's pretrained network (or --weights), on any backend.
 
-Prints the backend, device, dtype, accuracy, per-class accuracy, the confusion
-matrix, images/s and wall time (or all of it as JSON with --json). On a
-terminal, stderr shows a progress bar (tqdm, when installed); a dask
-computation (--backend dask, --workers, --scheduler) has no batches to count
-until it runs, and says on stderr that it is computing instead.
+Prints the accuracy, per-class accuracy, confusion matrix and speed (--json: as JSON).
+On a terminal, stderr shows a progress bar (tqdm); a dask computation (--backend dask,
+--workers, --scheduler) has no batches to count, and says that it is computing instead.
 
 examples:
   xpnn eval
