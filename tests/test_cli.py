@@ -616,3 +616,45 @@ def test_onnx_models_are_scored_on_every_backend(backend, data_dir, tmp_path):
                    "--backend", backend.name, "--device", backend.case.device)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout == "accuracy: 0.9352 (9352/10000)\n"
+
+
+def test_ctrl_c_while_the_workers_compute_is_one_line(data_dir):
+    """Pressed once the command says it is computing: no asyncio traceback before the line."""
+    import_or_skip("distributed", "dask")
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xpnn", "eval", "--backend", "dask", "--workers", "2",
+         "--batch-size", "20", "--data-dir", data_dir],
+        stdout=subprocess.PIPE, stderr=slave, cwd="/", start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    os.close(slave)
+    err, deadline = b"", time.monotonic() + 120
+    try:
+        while b"computing" not in err and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                err += os.read(master, 1 << 16)
+        assert b"computing on 2 dask worker(s)" in err, err
+        time.sleep(1)
+        while process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+            time.sleep(0.3)
+            with contextlib.suppress(OSError):
+                while select.select([master], [], [], 0)[0]:
+                    err += os.read(master, 1 << 16)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        os.close(master)
+    assert process.returncode == 130, (process.returncode, err)
+    lines = err.decode(errors="replace").strip().splitlines()
+    assert lines[-1].strip() == "python -m xpnn eval: interrupted", lines
+    assert "Traceback" not in err.decode(errors="replace"), err

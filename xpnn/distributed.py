@@ -14,6 +14,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import importlib
+import logging
 import numbers
 import os
 import signal
@@ -235,6 +236,15 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(signal.SIGTERM)
 
 
+def _quiet_on_interrupt(client: Any) -> Iterator[Any]:
+    """Yield ``client``; after Ctrl-C, asyncio's log of the tasks it cut short stays unsaid."""
+    try:
+        yield client
+    except KeyboardInterrupt:
+        logging.getLogger("asyncio").disabled = True  # "Task exception was never retrieved"
+        raise
+
+
 @contextlib.contextmanager
 def cluster(
     scheduler: str | None = None, workers: int | None = None, *, timeout: float = 5.0
@@ -266,7 +276,7 @@ def cluster(
                     f"the dask scheduler at {scheduler!r} has no worker (none joined within "
                     f"{timeout:g} s); start one with: dask worker {scheduler}"
                 ) from None
-            yield client
+            yield from _quiet_on_interrupt(client)
         return
     with _signals_held():  # Ctrl-C while the workers start is not seen
         local = dist.LocalCluster(
@@ -275,7 +285,7 @@ def cluster(
         )  # fmt: skip
         client = dist.Client(local)
     try:
-        yield client
+        yield from _quiet_on_interrupt(client)
     finally:
         with _signals_held():
             client.close()
