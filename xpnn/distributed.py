@@ -236,15 +236,6 @@ def _signals_held() -> Iterator[None]:
             signal.raise_signal(signal.SIGTERM)
 
 
-def _quiet_on_interrupt(client: Any) -> Iterator[Any]:
-    """Yield ``client``; after Ctrl-C, asyncio's log of the tasks it cut short stays unsaid."""
-    try:
-        yield client
-    except KeyboardInterrupt:
-        logging.getLogger("asyncio").disabled = True  # "Task exception was never retrieved"
-        raise
-
-
 @contextlib.contextmanager
 def cluster(
     scheduler: str | None = None, workers: int | None = None, *, timeout: float = 5.0
@@ -276,16 +267,17 @@ def cluster(
                     f"the dask scheduler at {scheduler!r} has no worker (none joined within "
                     f"{timeout:g} s); start one with: dask worker {scheduler}"
                 ) from None
-            yield from _quiet_on_interrupt(client)
+            yield client
         return
     with _signals_held():  # Ctrl-C while the workers start is not seen
         local = dist.LocalCluster(
             n_workers=positive_int(workers, "workers"), threads_per_worker=1, processes=True,
             host="127.0.0.1", dashboard_address=":0",  # a free port, never a fixed one
+            silence_logs=logging.CRITICAL,  # failures reach the client as exceptions
         )  # fmt: skip
         client = dist.Client(local)
     try:
-        yield from _quiet_on_interrupt(client)
+        yield client
     finally:
         with _signals_held():
             client.close()

@@ -134,6 +134,7 @@ def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str])
     prog = name(args)
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
         text = args.run(args)
     except (XpnnError, ValueError, TypeError, OSError) as err:
@@ -147,9 +148,16 @@ def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str])
         _say(f"{prog}: {'terminated' if terminated else 'interrupted'}")
         return 143 if terminated else 130
     finally:
+        sys.unraisablehook = hook
         if main_thread and signal.getsignal(signal.SIGTERM) is _terminate:
             signal.signal(signal.SIGTERM, previous)
     return _written(0, prog, text)
+
+
+def _unraisable(info: Any) -> None:
+    """A Ctrl-C that lands in a finaliser or a gc callback is no traceback to show."""
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(info)
 
 
 def _written(code: int, prog: str | None, text: str) -> int:

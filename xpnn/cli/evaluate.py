@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -205,6 +206,8 @@ def _on_cluster(args: argparse.Namespace) -> dict[str, Any]:
     from .. import distributed
 
     network = _network(args, "numpy", None)
+    # After Ctrl-C, asyncio would log the client's cut tasks ("never retrieved"): not news.
+    logging.getLogger("asyncio").disabled = True
     with distributed.cluster(args.scheduler, args.workers, timeout=SCHEDULER_TIMEOUT) as client:
         workers = len(client.scheduler_info()["workers"])
         x, t = distributed.mnist_dask(data_dir=args.data_dir, rows_per_chunk=args.batch_size)
