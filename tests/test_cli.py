@@ -372,7 +372,7 @@ def test_cluster_accepts_a_scheduler_and_refuses_a_worker():
             assert client.submit(sum, [1, 2, 3]).result() == 6
         # A worker speaks dask's protocol too, but cannot schedule: a one-line refusal.
         (worker,) = local.scheduler_info["workers"]
-        with pytest.raises(xpnn.BackendError, match="not as a dask scheduler"):  # noqa: SIM117
+        with pytest.raises(xpnn.BackendError, match=NO_SCHEDULER):  # noqa: SIM117
             with cluster(worker, timeout=5.0):
                 pass
 
@@ -436,3 +436,225 @@ def test_notebook_is_stored_without_outputs():
     assert code, "no code cells"
     for cell in code:
         assert cell["outputs"] == [] and cell["execution_count"] is None
+
+
+# -- issue 20/18: deadlines, bounds, signals, and every output path checked first -----------
+
+
+def run_on_terminal(*args, env=None, timeout=300):
+    """Run ``python -m xpnn ARGS`` with stderr on a pseudo-terminal; (status, stdout, stderr)."""
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    environ = {**os.environ, **(env or {}), "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xpnn", *args],
+        stdout=subprocess.PIPE, stderr=slave, env=environ, cwd="/",
+    )  # fmt: skip
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                try:
+                    data = os.read(master, 1 << 16)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                chunks.append(data)
+            elif process.poll() is not None:
+                break
+        out = process.communicate(timeout=max(1, deadline - time.monotonic()))[0]
+    finally:
+        if process.poll() is None:
+            process.kill()
+        os.close(master)
+    return process.returncode, out.decode(), b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.parametrize(
+    ("options", "shown"),
+    [
+        ([], "classifying"),
+        (["--backend", "onnxruntime"], "classifying"),
+        (["--backend", "dask", "--workers", "1"], "computing on 1 dask worker(s)"),
+    ],
+    ids=["numpy", "onnxruntime", "workers"],
+)
+def test_progress_shows_on_a_terminal_on_every_path(options, shown, data_dir):
+    import_or_skip("tqdm", "tqdm")
+    if "onnxruntime" in options:
+        import_or_skip("onnxruntime", "onnx")
+        import_or_skip("ndonnx", "onnx")
+    if "--workers" in options:
+        import_or_skip("distributed", "dask")
+    code, out, err = run_on_terminal("eval", "--data-dir", data_dir, *options)
+    assert code == 0, err
+    assert "accuracy: 0.9352" in out
+    assert shown in err, err
+
+
+def test_eval_help_says_how_the_waits_end():
+    flat = " ".join(_eval_parser().format_help().split())
+    assert "refused after 5 s without a scheduler's answer, or 5 s more without a worker" in flat
+
+
+def test_a_scheduler_without_workers_is_one_line_in_bounded_time(data_dir):
+    distributed = import_or_skip("distributed", "dask")
+    with distributed.LocalCluster(
+        n_workers=0, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=":0"
+    ) as local:
+        started = time.monotonic()
+        out = run_xpnn("eval", "--backend", "dask", "--scheduler", local.scheduler_address,
+                       "--data-dir", data_dir, timeout=60)  # fmt: skip
+    one_line_exit_2(out, local.scheduler_address, "has no worker", "dask worker")
+    assert time.monotonic() - started < 40
+
+
+@pytest.mark.parametrize("dpi", ["0", "-3", "9000", "20000", "many"])
+@pytest.mark.parametrize("command", ["plot-activations", "show-mnist"])
+def test_dpi_outside_its_range_is_refused_up_front(command, dpi, tmp_path):
+    out = run_xpnn(command, "--out", str(tmp_path / "f.png"), "--dpi", dpi, timeout=60)
+    one_line_exit_2(out, "--dpi", "10..600", dpi)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_plot_file_that_is_a_directory_is_refused_before_evaluating(tmp_path):
+    import_or_skip("matplotlib", "matplotlib")
+    options, env = _offline_without_data(tmp_path)  # evaluating would fail on the data
+    (tmp_path / "figures" / "misclassified.png").mkdir(parents=True)
+    out = run_xpnn("eval", *options, "--plot", str(tmp_path / "figures"), env=env)
+    one_line_exit_2(out, "misclassified.png", "is a directory")
+
+
+def test_sigterm_is_one_line_exit_143_and_leaves_no_process(data_dir):
+    import_or_skip("distributed", "dask")
+    psutil = import_or_skip("psutil", "psutil")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xpnn", "eval", "--backend", "dask", "--workers", "2",
+         "--data-dir", data_dir],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd="/",
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    parent, seen = psutil.Process(process.pid), set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(seen) < 2 and process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(psutil.Error):
+                seen.update(parent.children(recursive=True))
+            time.sleep(0.2)
+        process.terminate()  # SIGTERM, as kill, timeout and a container stop send
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, (process.returncode, err)
+    assert err.strip().splitlines() == ["python -m xpnn eval: terminated"], err
+    assert out == ""
+    time.sleep(1)
+    alive = [p for p in seen if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert alive == [], [p.cmdline() for p in alive]
+
+
+def test_sigterm_while_writing_a_figure_leaves_no_temporary(tmp_path, monkeypatch):
+    """The command line turns SIGTERM into the exception that atomic_write cleans up after."""
+    import_or_skip("matplotlib", "matplotlib")
+    from matplotlib.figure import Figure
+
+    def savefig(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal arrives first
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert cli.main(["plot-activations", "--out", str(tmp_path / "a.png")]) == 143
+    finally:  # the command ignores further signals on its way out: this process goes on
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_show_mnist_refuses_digits_past_the_end():
+    out = run_xpnn("show-mnist", "--start", "9999", "--count", "5")
+    one_line_exit_2(out, "--start 9999 --count 5", "9999", "--count at most 1")
+
+
+def test_ndonnx_is_refused_with_the_alternative(data_dir):
+    import_or_skip("ndonnx", "onnx")
+    out = run_xpnn("eval", "--backend", "ndonnx", "--data-dir", data_dir, timeout=60)
+    one_line_exit_2(out, "ndonnx", "--backend onnxruntime")
+
+
+def test_missing_data_names_every_file_at_once(tmp_path):
+    options, env = _offline_without_data(tmp_path)
+    line = one_line_exit_2(run_xpnn("eval", *options, env=env))
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "sample_weight.pkl"):
+        assert name in line
+
+
+def test_onnxruntime_failures_are_one_line(data_dir, tmp_path):
+    import_or_skip("onnxruntime", "onnx")
+    import_or_skip("ndonnx", "onnx")
+    linear = xpnn.Network({"W1": np.zeros((784, 10)), "b1": np.arange(10.0)})
+    fixed = str(xpnn.export_onnx(linear, tmp_path / "m.onnx", batch=7))  # 7 rows, never 100
+    out = run_xpnn("eval", "--backend", "onnxruntime", "--weights", fixed, "--data-dir", data_dir)
+    one_line_exit_2(out)
+
+
+def test_onnx_models_are_scored_on_every_backend(backend, data_dir, tmp_path):
+    import_or_skip("onnx", "onnx")
+    model = tmp_path / "book.onnx"
+    out = run_xpnn("export-onnx", "--out", str(model), "--data-dir", data_dir)
+    assert out.returncode == 0, out.stderr
+    out = run_xpnn("eval", "--quiet", "--weights", str(model), "--data-dir", data_dir,
+                   "--backend", backend.name, "--device", backend.case.device)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "accuracy: 0.9352 (9352/10000)\n"
+
+
+def test_ctrl_c_while_the_workers_compute_is_one_line(data_dir):
+    """Pressed once the command says it is computing: no asyncio traceback before the line."""
+    import_or_skip("distributed", "dask")
+    import fcntl
+    import pty
+    import select
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "xpnn", "eval", "--backend", "dask", "--workers", "2",
+         "--batch-size", "20", "--data-dir", data_dir],
+        stdout=subprocess.PIPE, stderr=slave, cwd="/", start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    os.close(slave)
+    err, deadline = b"", time.monotonic() + 120
+    try:
+        while b"computing" not in err and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                err += os.read(master, 1 << 16)
+        assert b"computing on 2 dask worker(s)" in err, err
+        time.sleep(1)
+        while process.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+            time.sleep(0.3)
+            with contextlib.suppress(OSError):
+                while select.select([master], [], [], 0)[0]:
+                    err += os.read(master, 1 << 16)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        os.close(master)
+    assert process.returncode == 130, (process.returncode, err)
+    lines = err.decode(errors="replace").strip().splitlines()
+    assert lines[-1].strip() == "python -m xpnn eval: interrupted", lines
+    assert "Traceback" not in err.decode(errors="replace"), err

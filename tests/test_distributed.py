@@ -224,6 +224,6 @@ def test_block_classifier_uses_the_host_copies(monkeypatch):
     for key, value in net.host_params().items():
         np.testing.assert_array_equal(block.params[key], value)
         assert block.params[key].dtype == np.float64  # the original, not a device dtype
-    assert block.input_scale == 0.5 and block.dtype == "float32"
+    assert block.options["input_scale"] == 0.5 and block.options["dtype"] == "float32"
     np.testing.assert_array_equal(block(np.array([[1.0, 3.0], [2.0, 0.0]])), [1, 0])
-    assert list(block._networks) == [("numpy", "None")]
+    assert list(block._networks) == [("numpy", "cpu")]  # one network per library and device

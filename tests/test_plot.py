@@ -66,7 +66,7 @@ def test_digits_figure_marks_wrong_predictions(tmp_path):
     np.testing.assert_array_equal(fig.axes[5].images[0].get_array(), images[5].reshape(28, 28))
     assert_not_blank(fig)
     fig.savefig(tmp_path / "d.png", dpi=50)
-    assert png_size(tmp_path / "d.png") == (360, 145)
+    assert png_size(tmp_path / "d.png") == (450, 180)  # 1.5 in per digit: legible captions
 
 
 def test_misclassified_grid_shows_exactly_the_mistakes(data_dir):
@@ -83,6 +83,17 @@ def test_misclassified_grid_shows_exactly_the_mistakes(data_dir):
         np.testing.assert_array_equal(ax.images[0].get_array(), x[index].reshape(28, 28))
         true, predicted = ax.get_title().split(" ")[0].split("→")
         assert int(true) == t[index] != int(predicted)
+
+
+def test_misclassified_captions_are_legible():
+    """At least 10 px high at the 80 dpi that ``xpnn eval --plot`` writes, 1.4 in per digit."""
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((30, 10))
+    fig = plot.misclassified_figure(rng.integers(0, 256, (30, 784)), np.zeros(30), probabilities)
+    shown = [ax for ax in fig.axes if ax.images]
+    assert shown and all(ax.title.get_fontsize() * 80 / 72 >= 10 for ax in shown)
+    columns = len({round(ax.get_position().x0, 3) for ax in shown})
+    assert fig.get_figwidth() / columns >= 1.4
 
 
 def test_confusion_matrix_figure_annotates_counts():
@@ -110,7 +121,7 @@ def test_eval_writes_plots(data_dir, tmp_path):
     ]
     assert png_size(tmp_path / "confusion_matrix.png") == (512, 448)
     width, height = png_size(tmp_path / "misclassified.png")
-    assert width == 720 and height > 500
+    assert width == 960 and height > 500
 
 
 @pytest.mark.parametrize("script", ["plot_activations.py", "show_mnist.py"])

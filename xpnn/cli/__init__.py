@@ -1,131 +1,80 @@
 """The ``xpnn`` command line: ``eval``, ``plot-activations``, ``show-mnist``, ``export-onnx``.
 
-Installed as the ``xpnn`` console script and runnable as ``python -m xpnn``;
-the files in a clone's ``scripts/`` directory call :func:`run_script` with
-one command's name.
-
-Every command follows one rule for errors: a single line on stderr and exit
-status 2, never a traceback (``main`` catches xpnn's errors, a closed or full
-standard output and Ctrl-C; Ctrl-C exits with 130).
-
-Adding a command takes a module in this package with two functions,
-``configure(parser)`` (add the arguments) and ``run(args) -> int``, and one
-:class:`Command` line in :data:`COMMANDS`.
+Also ``python -m xpnn``; ``scripts/`` call :func:`run_script`. Every error is one line on
+stderr and status 2; Ctrl-C gives 130, SIGTERM 143 (what was being written stays as it was);
+a reader that closes standard output early ends it quietly. A command is a module here with
+``configure(parser)`` and ``run(args) -> str`` (its standard output).
 
 Examples
 --------
 >>> main(["--version"])  # doctest: +ELLIPSIS
 xpnn ...
 0
->>> [command.name for command in COMMANDS]
-['eval', 'plot-activations', 'show-mnist', 'export-onnx']
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import importlib
+import os
+import signal
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from types import ModuleType
-from typing import Any, NoReturn
+import threading
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, NamedTuple, NoReturn
 
-from ._common import ArgumentParser, quiet_stdout, run_guarded
+from ..errors import XpnnError
 
-__all__ = ["COMMANDS", "Command", "main", "run_script"]
+__all__ = ["COMMANDS", "main", "run_script"]
 
 
-@dataclass(frozen=True)
-class Command:
-    """One subcommand of ``xpnn``.
-
-    Parameters
-    ----------
-    name : str
-        What the user types: ``xpnn <name>``.
-    module : str
-        The module that implements it, with ``configure(parser)`` and
-        ``run(args) -> int``; imported only when the command line is parsed.
-    summary : str
-        One line for ``xpnn --help``.
-
-    Examples
-    --------
-    >>> command = Command("eval", "xpnn.cli.evaluate", "classify the MNIST test set")
-    >>> command.load().__name__
-    'xpnn.cli.evaluate'
-    """
-
+class Command(NamedTuple):
     name: str
     module: str
     summary: str
 
-    def load(self) -> ModuleType:
-        """Import and return the implementing module."""
-        return importlib.import_module(self.module)
-
-    def parser_texts(self) -> dict[str, Any]:
-        """Description and epilog from the module's docstring, for the command's parser.
-
-        The first paragraph describes the command; the rest (examples,
-        environment) follows the options in ``--help``.
-        """
-        first, _, rest = (self.load().__doc__ or self.summary).strip().partition("\n\n")
-        return {
-            "description": first,
-            "epilog": rest or None,
-            "formatter_class": argparse.RawDescriptionHelpFormatter,
-        }
-
 
 #: The subcommands, in the order ``xpnn --help`` lists them.
-COMMANDS: tuple[Command, ...] = (
-    Command(
-        "eval",
-        "xpnn.cli.evaluate",
-        "classify the MNIST test set with the book's pretrained network and report",
-    ),
-    Command(
-        "plot-activations",
-        "xpnn.cli.plot_activations",
-        "draw the chapter's activation functions (sigmoid, step, ReLU) to an image file",
-    ),
-    Command(
-        "show-mnist",
-        "xpnn.cli.show_mnist",
-        "draw MNIST test digits with their labels and the network's predictions",
-    ),
-    Command(
-        "export-onnx",
-        "xpnn.cli.export_onnx",
-        "export the network to an ONNX model traced through xpnn's own forward pass",
-    ),
-)
+COMMANDS = (
+    Command("eval", "xpnn.cli.evaluate", "classify the MNIST test set and report the accuracy"),
+    Command("plot-activations", "xpnn.cli.plot_activations",
+            "draw the chapter's activation functions (sigmoid, step, ReLU) to an image file"),
+    Command("show-mnist", "xpnn.cli.show_mnist",
+            "draw MNIST test digits with their labels and the network's predictions"),
+    Command("export-onnx", "xpnn.cli.export_onnx",
+            "export the network to an ONNX model traced through xpnn's own forward pass"),
+)  # fmt: skip
 
 
-def _command(name: str) -> Command:
-    for command in COMMANDS:
-        if command.name == name:
-            return command
-    raise KeyError(name)
-
-
-class _TopParser(argparse.ArgumentParser):
-    """``xpnn`` itself: a missing or unknown command prints the usage and exits 2."""
+class ArgumentParser(argparse.ArgumentParser):
+    """A parser whose usage errors are one line: ``prog: error: message (see --help)``."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
+
+
+def _configured(command: Command, parser_of: Callable[..., Any]) -> argparse.ArgumentParser:
+    """``parser_of(...)`` with the command's options; the module docstring's first paragraph
+    describes it, the rest follows the options."""
+    module = importlib.import_module(command.module)
+    first, _, rest = (module.__doc__ or "").strip().partition("\n\n")
+    parser: argparse.ArgumentParser = parser_of(
+        description=first, epilog=rest or None, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    module.configure(parser)
+    parser.set_defaults(run=module.run)
+    return parser
 
 
 def _build_parser(prog: str) -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = _TopParser(
+    parser = argparse.ArgumentParser(  # no command: the usage and status 2, as argparse does
         prog=prog,
-        description="The forward pass of Deep Learning from Scratch, chapter 3, "
-        "on any array backend.",
+        description="The forward pass of Deep Learning from Scratch, chapter 3, on any backend.",
         epilog="Run 'xpnn COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"xpnn {__version__}")
@@ -134,90 +83,100 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     )
     commands.required = True
     for command in COMMANDS:
-        module = command.load()
-        sub = commands.add_parser(command.name, help=command.summary, **command.parser_texts())
-        module.configure(sub)
-        sub.set_defaults(run=module.run)
+        _configured(command, partial(commands.add_parser, command.name, help=command.summary))
     return parser
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "xpnn") -> int:
-    """Run the ``xpnn`` command line; return the exit status.
-
-    Parameters
-    ----------
-    argv : sequence of str or None
-        The arguments after the program name; ``None`` reads ``sys.argv``.
-    prog : str
-        The program name shown in usage and error messages.
-
-    Returns
-    -------
-    int
-        0 on success, 2 on any error (one line on stderr), 130 on Ctrl-C.
+    """Run the ``xpnn`` command line; return the exit status (0, 2, 130 or 143).
 
     Examples
     --------
-    >>> main(["--version"])  # doctest: +ELLIPSIS
-    xpnn ...
-    0
+    >>> main(["eval", "--batch-size", "0"])
+    2
     """
-    parser = _build_parser(prog)
-    args = _parse(parser, argv)
-    if isinstance(args, int):
-        return args
-    return _finish(run_guarded(args.run, args, f"{prog} {args.command}"))
+    return _run(_build_parser(prog), argv, lambda args: f"{prog} {args.command}")
 
 
 def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
     """Run one command as a script of its own (``scripts/eval.py``) and exit.
 
-    Parameters
-    ----------
-    name : str
-        A command of :data:`COMMANDS`, e.g. ``"eval"``.
-    argv : sequence of str or None
-        The script's arguments; ``None`` reads ``sys.argv[1:]``.
-
     Examples
     --------
-    A usage error ends the script with status 2 (its one line goes to stderr):
-
     >>> try:
     ...     run_script("eval", ["--batch-size", "0"])
     ... except SystemExit as stop:
     ...     print(stop.code)
     2
     """
-    import os
-
-    command = _command(name)
-    module = command.load()
+    (command,) = (c for c in COMMANDS if c.name == name)
     prog = os.path.basename(sys.argv[0]) or name
-    parser = ArgumentParser(prog=prog, **command.parser_texts())
-    module.configure(parser)
-    args = _parse(parser, sys.argv[1:] if argv is None else argv)
-    if isinstance(args, int):
-        sys.exit(args)
-    sys.exit(_finish(run_guarded(module.run, args, prog)))
+    parser = _configured(command, partial(ArgumentParser, prog=prog))
+    sys.exit(_run(parser, sys.argv[1:] if argv is None else argv, lambda _: prog))
 
 
-def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace | int:
-    """The parsed arguments, or the exit status after ``--help``, ``--version`` or a usage error."""
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that every ``finally`` and cleanup runs."""
+
+
+def _terminate(signum: int, frame: Any) -> NoReturn:
+    raise _Terminated
+
+
+def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str]) -> int:
+    """Parse, run the command under the error rule, print its output; return the status."""
     try:
-        return parser.parse_args(argv)
-    except SystemExit as stop:
-        return _finish(stop.code if isinstance(stop.code, int) else 0)
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, a usage error
+        return _written(stop.code if isinstance(stop.code, int) else 0, None, "")
     except OSError:  # --help into a closed pipe
-        quiet_stdout()
-        return 2
-
-
-def _finish(code: int) -> int:
-    """Flush standard output; a reader that went away is not an error worth a traceback."""
+        return _written(2, None, "")
+    prog = name(args)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
+    hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
+        text = args.run(args)
+    except (XpnnError, ValueError, TypeError, OSError) as err:
+        _say(f"{prog}: error: {' '.join(str(err).split()) or type(err).__name__}")
+        return 2
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (kill, timeout, a container stop)
+        if main_thread:  # on the way out, a second signal must not cut the cleanup short
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        terminated = isinstance(stop, _Terminated)
+        _say(f"{prog}: {'terminated' if terminated else 'interrupted'}")
+        return 143 if terminated else 130
+    finally:
+        sys.unraisablehook = hook
+        if main_thread and signal.getsignal(signal.SIGTERM) is _terminate:
+            signal.signal(signal.SIGTERM, previous)
+    return _written(0, prog, text)
+
+
+def _unraisable(info: Any) -> None:
+    """A Ctrl-C that lands in a finaliser or a gc callback is no traceback to show."""
+    if not isinstance(info.exc_value, KeyboardInterrupt):
+        sys.__unraisablehook__(info)
+
+
+def _written(code: int, prog: str | None, text: str) -> int:
+    """Print ``text`` and flush; a closed pipe is a quiet 2, another failure one line and 2."""
+    try:
+        if text:
+            print(text)
         sys.stdout.flush()
-    except OSError:
-        quiet_stdout()
+    except OSError as err:
+        with contextlib.suppress(OSError, ValueError):  # so that the exit flush cannot fail again
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.__stdout__.fileno() if sys.__stdout__ else 1)
+            os.close(null)
+        if err.errno != errno.EPIPE and prog is not None:
+            _say(f"{prog}: error: cannot write to standard output: {err.strerror or err}")
         return 2
     return code
+
+
+def _say(line: str) -> None:
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr, flush=True)

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import check_output_file, optional_path
-from .evaluate import positive_int
+from ._common import data_dir_option, output_file, positive
 
 __all__ = ["configure", "run"]
 
@@ -32,66 +31,38 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """
     from ..export import INPUT_DTYPES, OUTPUTS
 
-    parser.add_argument("--out", required=True, metavar="PATH", help="the .onnx file to write")
-    parser.add_argument(
-        "--input-dtype",
-        default="float32",
-        choices=INPUT_DTYPES,
+    add = parser.add_argument
+    add("--out", required=True, metavar="PATH", help="the .onnx file to write")
+    add("--input-dtype", default="float32", choices=INPUT_DTYPES,
         help="float32: pixels in [0, 1]; uint8: raw pixels 0..255, /255 folded into W1 "
-        "(default: float32)",
-    )
-    parser.add_argument(
-        "--output",
-        default="logits",
-        choices=OUTPUTS,
-        help="what the model returns (default: logits)",
-    )
-    parser.add_argument(
-        "--batch",
-        type=positive_int,
-        default=None,
-        metavar="N",
-        help="fix the batch size (default: a dynamic batch axis)",
-    )
-    parser.add_argument(
-        "--dtype",
-        default="float32",
-        choices=["float32", "float64"],
-        help="compute dtype (default: float32)",
-    )
-    parser.add_argument(
-        "--weights",
-        default=None,
-        metavar="FILE",
-        help=".safetensors, .npz or .pkl weights (default: the book's sample_weight.pkl "
-        "from the data directory)",
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="where the book's weights are (default: $XPNN_DATA_DIR, else the user cache "
-        "directory; an empty value counts as not given)",
-    )
+        "(default: float32)")  # fmt: skip
+    add("--output", default="logits", choices=OUTPUTS,
+        help="what the model returns (default: logits)")  # fmt: skip
+    add("--batch", type=positive, metavar="N",
+        help="fix the batch size (default: a dynamic batch axis)")  # fmt: skip
+    add("--dtype", default="float32", choices=["float32", "float64"],
+        help="compute dtype (default: float32)")  # fmt: skip
+    add("--weights", metavar="FILE",
+        help="weights file, any format xpnn.load_weights reads (default: the book's "
+        "sample_weight.pkl from the data directory)")  # fmt: skip
+    data_dir_option(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Export as the options say and print a one-line summary."""
+def run(args: argparse.Namespace) -> str:
+    """Export as the options say; return a one-line summary."""
     from ..export import OPSET, export_onnx
     from ..weights import load_weights, pretrained_network
 
-    check_output_file(args.out, "--out")
+    output_file(args.out, "--out")
     if args.weights:
         net = load_weights(args.weights, backend="numpy", dtype=args.dtype)
     else:
-        data_dir = optional_path(args.data_dir)
-        net = pretrained_network(data_dir=data_dir, backend="numpy", dtype=args.dtype)
+        net = pretrained_network(data_dir=args.data_dir, backend="numpy", dtype=args.dtype)
     path = export_onnx(
         net, args.out, input_dtype=args.input_dtype, output=args.output, batch=args.batch
     )
     sizes = "-".join(str(n) for n in net.layer_sizes)
-    print(
+    return (
         f"wrote {path} ({path.stat().st_size:,} bytes, opset {OPSET}): {sizes} {net.hidden}, "
         f"{args.input_dtype} input, {args.output} output"
     )
-    return 0

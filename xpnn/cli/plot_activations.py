@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import add_figure_options, atomic_output, check_output_file, image_format
+from ._common import figure_options, output_file, save_figure
 
 __all__ = ["configure", "run"]
 
@@ -26,23 +26,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     >>> parser.parse_args([]).out
     'activations.png'
     """
-    parser.add_argument(
-        "--out",
-        default="activations.png",
-        metavar="FILE",
-        help="image to write; its suffix picks the format (default: activations.png)",
-    )
-    add_figure_options(parser)
+    figure_options(parser, "activations.png")
 
 
-def run(args: argparse.Namespace) -> int:
-    """Draw the figure and write it; print the file name."""
-    out = check_output_file(args.out, "--out")
-    fmt = image_format(out, "--out")
+def run(args: argparse.Namespace) -> str:
+    """Draw the figure and write it; return the file name."""
     from ..plot import activation_figure
 
-    with atomic_output(out) as stream:  # the temporary is made first: checked before the work
-        figure = activation_figure(args.backend, args.device)
-        figure.savefig(stream, format=fmt, dpi=args.dpi)
-    print(args.out)
-    return 0
+    out = output_file(args.out, "--out", image=True)
+    save_figure(activation_figure(args.backend, args.device), out, args.dpi)
+    return str(args.out)

@@ -11,15 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import (
-    CommandError,
-    add_figure_options,
-    atomic_output,
-    check_output_file,
-    image_format,
-    optional_path,
-)
-from .evaluate import positive_int
+from ..errors import XpnnError
+from ._common import data_dir_option, ensure_data, figure_options, output_file, positive
+from ._common import save_figure as save
 
 __all__ = ["configure", "run"]
 
@@ -37,48 +31,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     >>> args.out, args.start, args.count
     ('digits.png', 240, 30)
     """
-    parser.add_argument(
-        "--out",
-        default="digits.png",
-        metavar="FILE",
-        help="image to write; its suffix picks the format (default: digits.png)",
-    )
-    parser.add_argument(
-        "--count", type=positive_int, default=30, help="how many digits (default: 30)"
-    )
+    figure_options(parser, "digits.png")
+    parser.add_argument("--count", type=positive, default=30, help="how many digits (default: 30)")
     parser.add_argument(
         "--start", type=int, default=0, help="index of the first test digit (default: 0)"
     )
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        metavar="DIR",
-        help="data directory (default: $XPNN_DATA_DIR, else the user cache directory, "
-        "~/.cache/xpnn on Linux)",
-    )
-    add_figure_options(parser)
+    data_dir_option(parser)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Classify the chosen digits, draw them and write the figure; print the file name."""
-    if not 0 <= args.start < MNIST_TEST_SIZE:
-        raise CommandError(f"--start must lie in 0..{MNIST_TEST_SIZE - 1}, got {args.start}")
-    out = check_output_file(args.out, "--out")
-    fmt = image_format(out, "--out")
+def run(args: argparse.Namespace) -> str:
+    """Classify the chosen digits, draw them and write the figure; return the file name."""
+    last = MNIST_TEST_SIZE - 1
+    if not 0 <= args.start <= last:
+        raise XpnnError(f"--start must lie in 0..{last}, got {args.start}")
+    if args.start + args.count > MNIST_TEST_SIZE:
+        raise XpnnError(
+            f"--start {args.start} --count {args.count} asks for digits up to "
+            f"{args.start + args.count - 1}, but the test set ends at {last}: use --count "
+            f"at most {MNIST_TEST_SIZE - args.start}"
+        )
+    out = output_file(args.out, "--out", image=True)
     from ..mnist import load_mnist_split
     from ..plot import digits_figure
     from ..weights import pretrained_network
 
-    data_dir = optional_path(args.data_dir)
-    with atomic_output(out) as stream:  # the temporary is made first: checked before the work
-        x, t = load_mnist_split(
-            "test", normalize=False, data_dir=data_dir, backend=args.backend, device=args.device
-        )
-        network = pretrained_network(
-            data_dir=data_dir, backend=args.backend, device=args.device, input_scale=1 / 255
-        )
-        part = slice(args.start, min(args.start + args.count, MNIST_TEST_SIZE))
-        figure = digits_figure(x[part, ...], t[part], network.classify(x[part, ...]))
-        figure.savefig(stream, format=fmt, dpi=args.dpi)
-    print(args.out)
-    return 0
+    ensure_data(args.data_dir, book_weights=True)
+    where = {"data_dir": args.data_dir, "backend": args.backend, "device": args.device}
+    x, t = load_mnist_split("test", normalize=False, **where)
+    network = pretrained_network(input_scale=1 / 255, **where)
+    x, t = x[args.start : args.start + args.count, ...], t[args.start : args.start + args.count]
+    save(digits_figure(x, t, network.classify(x)), out, args.dpi)
+    return str(args.out)
