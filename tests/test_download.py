@@ -358,9 +358,6 @@ def test_missing_files_are_named_together_with_their_pins(tmp_path):
         assert f"{remote.name} (SHA-256 {remote.sha256})" in message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="xpnn eval must call ensure_files once for the MNIST files and the weights"
-)
 def test_eval_offline_names_every_missing_file_at_once(tmp_path):
     from xpnn.mnist import MNIST_FILES
 

@@ -411,7 +411,7 @@ def test_export_script_then_eval_of_the_file(data_dir, tmp_path):
         ("export_onnx.py", ["--out", "m.onnx", "--output", "softmax"], "invalid choice"),
         ("eval.py", ["--backend", "onnxruntime", "--device", "cuda:4096"], "cuda"),
         ("eval.py", ["--backend", "onnxruntime", "--weights", "CHAPTER"], "784 inputs"),
-        ("eval.py", ["--backend", "numpy", "--weights", "m.onnx"], "--backend onnxruntime"),
+        ("eval.py", ["--backend", "numpy", "--weights", "m.onnx"], "no such weights file"),
     ],
 )
 def test_script_errors_are_one_line_exit_2(data_dir, tmp_path, script, args, message):

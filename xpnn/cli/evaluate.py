@@ -177,8 +177,8 @@ def _locally(args: argparse.Namespace, backend: str, plots: list[Path] | None) -
 
     from ..mnist import load_mnist_split
 
-    if args.dtype == "float64":  # TODO(backends): namespace() should turn on JAX's 64-bit mode
-        os.environ.setdefault("JAX_ENABLE_X64", "1")  # read by JAX, when it is imported, alone
+    if args.dtype == "float64":
+        backends.enable_float64(backend)  # JAX computes float64 only in its 64-bit mode
     xp, device = backends.namespace(backend, args.device)
     if array_api_compat.is_ndonnx_namespace(xp):
         raise XpnnError(
