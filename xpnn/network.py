@@ -13,7 +13,6 @@ array([0.31682708, 0.69627909])
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -22,7 +21,8 @@ import array_api_compat as compat
 import numpy as np
 
 from . import _fast, backends
-from ._moving import check_array_type, move, to_numpy
+from ._moving import check_array_type, move
+from ._params import dtype_of, host_layers
 from .activations import identity_function, relu, sigmoid, softmax
 from .errors import check_choice, positive_int
 
@@ -38,7 +38,6 @@ HIDDEN: dict[str, Callable[[Any], Any]] = {
     "sigmoid": sigmoid, "relu": relu, "tanh": _tanh, "identity": identity_function,
 }  # fmt: skip
 OUTPUT: dict[str, Callable[[Any], Any]] = {"identity": identity_function, "softmax": softmax}
-_PARAM = re.compile(r"([Wb])([1-9][0-9]*)")
 Layers = list[tuple[Any, Any]]
 Progress = Callable[[int], None] | None
 
@@ -69,50 +68,6 @@ def batched(fn: Callable[[Any], Any], x: Any, size: int | None, xp: ModuleType,
         if progress is not None and len(block.shape) > 1 and isinstance(block.shape[0], int):
             progress(block.shape[0])
     return parts[0] if len(parts) == 1 else xp.concat(parts)
-
-
-def _host_layers(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Check ``{W1, b1, ..., Wn, bn}``; return own C-ordered host copies as ``(W, b)`` pairs."""
-    if not isinstance(params, Mapping):
-        raise TypeError(f"network parameters must be a mapping, got {type(params).__name__}")
-    found: dict[int, set[str]] = {}
-    for key in params:
-        match = _PARAM.fullmatch(key) if isinstance(key, str) else None
-        if match is None:
-            raise ValueError(f"unexpected network parameter {key!r}; expected W1, b1, ..., Wn, bn")
-        found.setdefault(int(match.group(2)), set()).add(match.group(1))
-    if not found or sorted(found) != list(range(1, len(found) + 1)):
-        raise ValueError(
-            f"network parameters must be numbered W1, b1 ... Wn, bn without gaps: {sorted(params)}"
-        )
-    layers: list[tuple[np.ndarray, np.ndarray]] = []
-    for i in sorted(found):
-        if found[i] != {"W", "b"}:
-            raise ValueError(f"network parameter {({'W', 'b'} - found[i]).pop()}{i} is missing")
-        w, b = (_host_copy(params[f"{k}{i}"], f"{k}{i}") for k in "Wb")
-        if w.ndim != 2 or b.ndim != 1:
-            raise ValueError(f"W{i} must be 2-D and b{i} 1-D, got shapes {w.shape} and {b.shape}")
-        if b.shape[0] != w.shape[1]:
-            raise ValueError(f"b{i} has {b.shape[0]} entries but W{i} has {w.shape[1]} columns")
-        if layers and layers[-1][0].shape[1] != w.shape[0]:
-            raise ValueError(
-                f"W{i} has {w.shape[0]} rows but layer {i - 1} has {layers[-1][0].shape[1]} outputs"
-            )
-        layers.append((w, b))
-    return layers
-
-
-def _host_copy(value: Any, name: str) -> np.ndarray:  # host-side weight preparation
-    host = np.array(value) if isinstance(value, (list, tuple, int, float)) else to_numpy(value)
-    if host.dtype.kind not in "fiu":
-        raise TypeError(f"network parameter {name} must be real numbers, got dtype {host.dtype}")
-    return np.ascontiguousarray(host, dtype=host.dtype.newbyteorder("="))
-
-
-def _dtype_of(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
-    names = {arr.dtype.name for pair in layers for arr in pair}
-    only = names.pop() if len(names) == 1 else ""
-    return only if only in ("float16", "float32", "float64") else "float32"
 
 
 class Network:
@@ -154,7 +109,7 @@ class Network:
         dtype: str | None = None,
         input_scale: float = 1.0,
     ) -> None:
-        host = _host_layers(params)
+        host = host_layers(params)
         names = (hidden,) * (len(host) - 1) if isinstance(hidden, str) else tuple(hidden)
         for name in (hidden,) if isinstance(hidden, str) else names:
             check_choice(name, tuple(HIDDEN), "hidden activation")
@@ -170,7 +125,7 @@ class Network:
         self.xp, self.device = backends.namespace(backend, device)
         self.backend = backends.backend_name(backend)
         if dtype is None:  # the parameters' own dtype where the device has it
-            dtype = _dtype_of(host)
+            dtype = dtype_of(host)
             dtype = dtype if dtype in backends.floating_dtypes(self.xp, self.device) else "float32"
         self.dtype_name = backends.check_dtype(self.xp, self.device, dtype)
         self.dtype = getattr(self.xp, self.dtype_name)
