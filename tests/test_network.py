@@ -381,3 +381,29 @@ def test_ndonnx_network_traces_lazy_arguments_into_a_model(method, hidden):
         (got,) = session.run(None, {"x": batch})
         want = getattr(xpnn.Network(params, **options), method)(batch)
         np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_dask_rows_of_unknown_count_are_classified_in_batches():
+    """After boolean masking a dask array has chunks of unknown size: classify still works."""
+    da = import_or_skip("dask.array", "dask")
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    masked = da.from_array(x, chunks=7)[da.from_array(x[:, 0] > 0, chunks=7)]
+    assert np.isnan(masked.shape[0])
+    want = xpnn.init_network(dtype="float64").classify(x[x[:, 0] > 0])
+    for name in ("numpy", "dask"):
+        net = xpnn.init_network(name, dtype="float64")
+        rows: list[int] = []
+        labels = net.classify(masked, batch_size=4, progress=rows.append)
+        np.testing.assert_array_equal(xpnn.to_numpy(labels), want)
+        assert sum(rows) == len(want) and max(rows) == 4  # batches of 4, not one pass
+
+
+def test_torch_views_with_the_negative_bit_are_resolved_before_moving():
+    """``-t`` may be a lazy negation view: moving its raw memory would drop the sign."""
+    torch = import_or_skip("torch", "torch")
+    t = torch.arange(4.0).reshape(2, 2)
+    view = torch._neg_view(t)
+    assert view.is_neg() and view.is_contiguous()
+    net = xpnn.Network({"W1": np.eye(2), "b1": np.zeros(2)}, dtype="float64")
+    np.testing.assert_array_equal(net.forward(view), -t.numpy())
+    np.testing.assert_array_equal(xpnn.to_numpy(view), -t.numpy())
