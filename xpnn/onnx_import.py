@@ -15,6 +15,7 @@ declared size, external data outside the model's folder or file) is one
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 from ._files import open_regular, read_at_most
 from .errors import BackendError, WeightsError, first_line
 
-__all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "check_model", "read_onnx"]
+__all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "check_model", "load_model", "read_onnx"]
 
 #: Largest ``.onnx`` file read (external data not counted).
 MAX_MODEL_BYTES = 1 << 30
@@ -41,24 +42,33 @@ _FLOATS = (1, 10, 11)  # TensorProto FLOAT, FLOAT16, DOUBLE
 Error = Callable[[str], Exception]
 
 
-def _onnx() -> Any:
+def _onnx(name: str = "onnx") -> Any:
+    """Import ``onnx`` (or ``onnxruntime``), or a BackendError naming the extra."""
     try:
-        import onnx
+        return importlib.import_module(name)
     except ImportError as err:
-        raise BackendError(f"ONNX models need onnx ({err}): pip install 'xpnn[onnx]'") from None
-    return onnx
+        raise BackendError(f"{name!r} is not installed ({err}): pip install 'xpnn[onnx]'") from None
 
 
-def _read_file(path: Path, error: Error) -> bytes:
-    """The bytes of a regular file of at most MAX_MODEL_BYTES (never blocks on a FIFO)."""
+def load_model(model: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any, bytes, str, Any]:
+    """``(ModelProto, bytes, name, folder)`` of a model file (a regular one) or bytes, checked.
+
+    >>> load_model(b"junk", ValueError)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: the ONNX model is not an ONNX model (truncated?): ...
+    """
+    if isinstance(model, bytes):
+        return check_model(model, "the ONNX model", None, error), model, "the ONNX model", None
+    path = Path(os.fspath(model))
+    source, folder = repr(str(path)), path.parent.resolve()
     try:
         with open_regular(path) as handle:
             data = read_at_most(handle, MAX_MODEL_BYTES)
     except OSError as err:
-        raise error(f"cannot read {str(path)!r}: {err.strerror or err}") from None
+        raise error(f"cannot read {source}: {err.strerror or err}") from None
     if len(data) > MAX_MODEL_BYTES:
-        raise error(f"{str(path)!r} is larger than {MAX_MODEL_BYTES} bytes")
-    return data
+        raise error(f"{source} is larger than {MAX_MODEL_BYTES} bytes")
+    return check_model(data, source, folder, error), data, source, folder
 
 
 def check_model(data: bytes, source: str, folder: Path | None, error: Error) -> Any:
@@ -290,10 +300,8 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     >>> sorted(arrays), settings
     (['W1', 'W2', 'W3', 'b1', 'b2', 'b3'], {'hidden': 'sigmoid', 'output': 'identity'})
     """
-    file = Path(os.fspath(path))
-    source = repr(str(file))
-    model = check_model(_read_file(file, WeightsError), source, file.parent, WeightsError)
-    g = _Graph(model, source, file.parent)
+    model, _, source, folder = load_model(path, WeightsError)
+    g = _Graph(model, source, folder)
     if len(g.inputs) != 1:
         names = ", ".join(v.name for v in g.inputs)
         raise g.error(f"{len(g.inputs)} inputs ({names}); an MLP has one")
