@@ -26,7 +26,7 @@ import numpy as np
 from ._files import open_regular, read_at_most
 from .errors import BackendError, WeightsError, first_line
 
-__all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "check_model", "load_model", "read_onnx"]
+__all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "load_model", "read_onnx"]
 
 #: Largest ``.onnx`` file read (external data not counted).
 MAX_MODEL_BYTES = 1 << 30
@@ -50,37 +50,28 @@ def _onnx(name: str = "onnx") -> Any:
         raise BackendError(f"{name!r} is not installed ({err}): pip install 'xpnn[onnx]'") from None
 
 
-def load_model(model: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any, bytes, str, Any]:
-    """``(ModelProto, bytes, name, folder)`` of a model file (a regular one) or bytes, checked.
+def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any, bytes, str, Any]:
+    """Read (a path: a regular file of at most :data:`MAX_MODEL_BYTES`) and check an ONNX model.
+
+    Returns ``(ModelProto, bytes, name, folder)``. Refused, as one ``error`` line: a
+    file that is not one, functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`,
+    what onnx.checker refuses, external data outside the model's folder or its file.
 
     >>> load_model(b"junk", ValueError)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ValueError: the ONNX model is not an ONNX model (truncated?): ...
     """
-    if isinstance(model, bytes):
-        return check_model(model, "the ONNX model", None, error), model, "the ONNX model", None
-    path = Path(os.fspath(model))
-    source, folder = repr(str(path)), path.parent.resolve()
-    try:
-        with open_regular(path) as handle:
-            data = read_at_most(handle, MAX_MODEL_BYTES)
-    except OSError as err:
-        raise error(f"cannot read {source}: {err.strerror or err}") from None
-    if len(data) > MAX_MODEL_BYTES:
-        raise error(f"{source} is larger than {MAX_MODEL_BYTES} bytes")
-    return check_model(data, source, folder, error), data, source, folder
-
-
-def check_model(data: bytes, source: str, folder: Path | None, error: Error) -> Any:
-    """Parse ``data`` and check it; return the ModelProto, or raise one ``error`` line.
-
-    Refused: functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`,
-    what onnx.checker refuses, external data outside ``folder`` or its file.
-
-    >>> check_model(b"junk", "'m.onnx'", None, ValueError)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ValueError: 'm.onnx' is not an ONNX model (truncated?): ...
-    """
+    data, source, folder = file, "the ONNX model", None
+    if not isinstance(data, bytes):
+        path = Path(os.fspath(data))
+        source, folder = repr(str(path)), path.parent.resolve()
+        try:
+            with open_regular(path) as handle:
+                data = read_at_most(handle, MAX_MODEL_BYTES)
+        except OSError as err:
+            raise error(f"cannot read {source}: {err.strerror or err}") from None
+        if len(data) > MAX_MODEL_BYTES:
+            raise error(f"{source} is larger than {MAX_MODEL_BYTES} bytes")
     onnx = _onnx()
     try:
         model = onnx.load_model_from_string(data)
@@ -108,7 +99,7 @@ def check_model(data: bytes, source: str, folder: Path | None, error: Error) -> 
             onnx.checker.check_model(model)
     except Exception as err:
         raise error(f"{source} fails onnx.checker: {first_line(err)}") from None
-    return model
+    return model, data, source, folder
 
 
 def _external(tensor: Any, source: str, folder: Path | None, error: Error) -> tuple[Path, int, int]:

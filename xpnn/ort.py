@@ -1,7 +1,7 @@
 """Run an ONNX model of a network with ONNX Runtime, on the CPU or a CUDA GPU.
 
 A model file is code: it is checked with ``onnx`` before ONNX Runtime loads it
-(:func:`xpnn.onnx_import.check_model`), its xpnn metadata validated, inputs
+(:func:`xpnn.onnx_import.load_model`), its xpnn metadata validated, inputs
 checked before each run and outputs after. Every failure is one
 :class:`~xpnn.OnnxError` line; ONNX Runtime logs fatal errors only (session and run).
 """
@@ -18,6 +18,7 @@ import numpy as np
 
 from .backends import parse_device, to_numpy
 from .errors import BackendError, OnnxError, first_line, positive_int
+from .export import OUTPUTS
 from .network import batched
 from .onnx_import import _onnx, load_model
 
@@ -32,7 +33,6 @@ _FATAL = 4  # ONNX Runtime's log severity: its errors reach us as exceptions
 _FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
 _INPUTS = {**_FLOATS, "tensor(uint8)": "uint8"}
 _LABELS = ("tensor(int64)", "tensor(int32)")
-_OUTPUTS = ("logits", "probabilities", "labels")
 _SIZES = "xpnn.layer_sizes"
 _SHAPES = "; a network model takes (rows, features), returns labels (rows,) or (rows, classes)"
 
@@ -128,7 +128,7 @@ class OnnxRunner:
         for failed, text in [
             (more or not self.input_dtype or not self.input_size or self.batch == 0, shapes),
             (not (labels or scores), shapes),
-            (self.output not in _OUTPUTS or (self.output == "labels") != labels, "xpnn.output"),
+            (self.output not in OUTPUTS or (self.output == "labels") != labels, "xpnn.output"),
             (not (math.isfinite(self.input_scale) and self.input_scale > 0), "xpnn.input_scale"),
             (min(sizes) < 1 or recorded not in (None, (self.input_size, self.classes)), _SIZES),
             (self.dtype not in _FLOATS.values(), "xpnn.dtype"),
