@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._files import open_regular, read_at_most
+from ._files import read_regular
 from .errors import DataError
 
 __all__ = ["IDX_TYPES", "parse_idx", "read_idx"]
@@ -90,9 +90,5 @@ def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
     >>> read_idx(f)
     array([7, 8, 9], dtype=uint8)
     """
-    try:
-        with open_regular(path) as f:
-            data = read_at_most(f, max_bytes + 1024)  # the data and the longest header
-    except OSError as err:
-        raise DataError(f"{os.fspath(path)}: cannot read ({err.strerror or err})") from None
+    data = read_regular(path, max_bytes + 1024, DataError)  # the data and the longest header
     return parse_idx(data, path, max_bytes=max_bytes)

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._files import open_regular, read_at_most
+from ._files import read_regular
 from .errors import BackendError, WeightsError, first_line
 
 __all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "load_model", "read_onnx"]
@@ -39,7 +38,7 @@ ALLOWED_OPERATORS = {
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 _TAIL = ("ArgMax", "ZipMap", "ArrayFeatureExtractor", "Reshape", "Cast", "Identity")
 _FLOATS = (1, 10, 11)  # TensorProto FLOAT, FLOAT16, DOUBLE
-Error = Callable[[str], Exception]
+Error = type[Exception]
 
 
 def _onnx(name: str = "onnx") -> Any:
@@ -65,12 +64,7 @@ def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any,
     if not isinstance(data, bytes):
         path = Path(os.fspath(data))
         source, folder = repr(str(path)), path.parent.resolve()
-        try:
-            with open_regular(path) as handle:
-                data = read_at_most(handle, MAX_MODEL_BYTES)
-        except OSError as err:
-            raise error(f"cannot read {source}: {err.strerror or err}") from None
-        if len(data) > MAX_MODEL_BYTES:
+        if len(data := read_regular(path, MAX_MODEL_BYTES, error)) > MAX_MODEL_BYTES:
             raise error(f"{source} is larger than {MAX_MODEL_BYTES} bytes")
     onnx = _onnx()
     try:

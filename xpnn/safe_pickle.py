@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._files import open_regular, read_at_most
+from ._files import read_regular
 from .errors import WeightsError
 
 __all__ = ["MAX_PICKLE_BYTES", "load_weight_pickle", "loads_weight_pickle"]
@@ -245,9 +245,5 @@ def loads_weight_pickle(data: bytes, name: str = "<bytes>") -> dict[str, np.ndar
 
 def load_weight_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read a ``.pkl`` file (at most :data:`MAX_PICKLE_BYTES`) with :func:`loads_weight_pickle`."""
-    try:
-        with open_regular(path) as f:
-            data = read_at_most(f, MAX_PICKLE_BYTES)
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot read ({err})") from None
+    data = read_regular(path, MAX_PICKLE_BYTES, WeightsError)
     return loads_weight_pickle(data, str(Path(path)))
