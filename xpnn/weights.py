@@ -127,9 +127,7 @@ def _read_onnx(path: Path) -> Read:
     from .onnx_import import read_onnx  # imports onnx: only for .onnx files
 
     arrays, found = read_onnx(path)
-    return arrays, {
-        k: str(v) if isinstance(v, str | float) else ",".join(v) for k, v in found.items()
-    }
+    return arrays, {k: v if isinstance(v, str) else ",".join(v) for k, v in found.items()}
 
 
 _READERS: dict[str, Callable[[Path], Read]] = {".safetensors": _read_safetensors, ".npz": _read_npz}
