@@ -203,13 +203,9 @@ def _fetch(missing: list[RemoteFile], directory: Path, timeout: float) -> str:
     return "tried " + ", ".join(failures) if failures else "no mirror known"
 
 
-def ensure_files(
-    remotes: Iterable[RemoteFile],
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    download: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> dict[str, Path]:
+def ensure_files(remotes: Iterable[RemoteFile], data_dir: str | os.PathLike[str] | None = None, *,
+                 download: bool = True,
+                 timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:  # fmt: skip
     """Return the path of each file by name in :func:`data_home`, downloading missing ones.
 
     Present files are verified by their readers (:func:`read_verified`). Call

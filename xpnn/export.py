@@ -75,9 +75,8 @@ def _graph(onnx: Any, net: Network, input_dtype: str, output: str, scale: float)
     return nodes, weights
 
 
-def export_model(
-    net: Network, *, input_dtype: str = "float32", output: str = "logits", batch: int | None = None
-) -> onnx.ModelProto:
+def export_model(net: Network, *, input_dtype: str = "float32", output: str = "logits",
+                 batch: int | None = None) -> onnx.ModelProto:  # fmt: skip
     """Build ``net``'s ONNX model in memory (see :func:`export_onnx`); it passes ``onnx.checker``.
 
     Examples
@@ -130,14 +129,8 @@ def export_model(
     return model  # type: ignore[no-any-return]
 
 
-def export_onnx(
-    net: Network,
-    path: str | os.PathLike[str],
-    *,
-    input_dtype: str = "float32",
-    output: str = "logits",
-    batch: int | None = None,
-) -> Path:
+def export_onnx(net: Network, path: str | os.PathLike[str], *, input_dtype: str = "float32",
+                output: str = "logits", batch: int | None = None) -> Path:  # fmt: skip
     """Write ``net`` as an ONNX model of its layers, atomically; return the path.
 
     ``input_dtype="float32"`` takes what ``net`` takes; ``"uint8"`` takes raw

@@ -59,9 +59,8 @@ def _parse(stream: BinaryIO, name: str, max_bytes: int) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def parse_idx(
-    data: bytes, name: str | os.PathLike[str] = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES
-) -> np.ndarray:
+def parse_idx(data: bytes, name: str | os.PathLike[str] = "<bytes>", *,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:  # fmt: skip
     """Parse IDX bytes in memory (gzip detected by content): those verified are those parsed.
 
     Examples

@@ -72,14 +72,8 @@ class OnnxRunner:
     [1, 1]
     """
 
-    def __init__(
-        self,
-        model: str | os.PathLike[str] | bytes,
-        *,
-        device: str = "cpu",
-        input_size: int | None = None,
-        classes: int | None = None,
-    ) -> None:
+    def __init__(self, model: str | os.PathLike[str] | bytes, *, device: str = "cpu",
+                 input_size: int | None = None, classes: int | None = None) -> None:  # fmt: skip
         ort = _onnx("onnxruntime")
         self.device, providers = _providers(ort, device)
         proto, data, self.name, folder = load_model(model, OnnxError)  # before the runtime
@@ -201,13 +195,8 @@ class OnnxRunner:
         result: np.ndarray = out[0] if host.ndim == 1 else out
         return result
 
-    def classify(
-        self,
-        x: Any,
-        batch_size: int | None = None,
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
+    def classify(self, x: Any, batch_size: int | None = None, *,
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:  # fmt: skip
         """Int64 labels of ``x``'s rows, ``batch_size`` per run; ``progress(rows)`` after each."""
         size = None if batch_size is None else positive_int(batch_size, "batch_size")
         host = _host(x)
@@ -226,13 +215,9 @@ def _host(x: Any) -> np.ndarray:
     return np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
 
 
-def mnist_runner(
-    weights: str | os.PathLike[str] | None = None,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
-) -> OnnxRunner:
+def mnist_runner(weights: str | os.PathLike[str] | None = None, *,
+                 data_dir: str | os.PathLike[str] | None = None, dtype: str = "float32",
+                 device: str = "cpu") -> OnnxRunner:  # fmt: skip
     """A runner for an MNIST ``.onnx`` (784 features, 10 classes), or weights exported.
 
     Other weights (``None``: the book's) are exported for uint8 pixels with the

@@ -180,16 +180,10 @@ def _build(arrays: Arrays, settings: dict[str, Any], source: str, **given: Any) 
     return network
 
 
-def load_weights(
-    path: str | os.PathLike[str],
-    *,
-    backend: str | None = None,
-    device: Any = None,
-    dtype: str | None = None,
-    hidden: str | Sequence[str] | None = None,
-    output: str | None = None,
-    input_scale: float | None = None,
-) -> Network:
+def load_weights(path: str | os.PathLike[str], *, backend: str | None = None, device: Any = None,
+                 dtype: str | None = None, hidden: str | Sequence[str] | None = None,
+                 output: str | None = None,
+                 input_scale: float | None = None) -> Network:  # fmt: skip
     """Build a :class:`~xpnn.Network` from a weights file, read as data (never run).
 
     ``path`` is ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``,
@@ -252,15 +246,9 @@ def convert_pickle(source: str | os.PathLike[str], target: str | os.PathLike[str
     return Path(target)
 
 
-def pretrained_network(
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    backend: str | None = None,
-    device: Any = None,
-    dtype: str = "float32",
-    input_scale: float = 1.0,
-    download: bool = True,
-) -> Network:
+def pretrained_network(*, data_dir: str | os.PathLike[str] | None = None,
+                       backend: str | None = None, device: Any = None, dtype: str = "float32",
+                       input_scale: float = 1.0, download: bool = True) -> Network:  # fmt: skip
     """Return the book's pretrained MNIST network (784-50-100-10, sigmoid, softmax).
 
     ``sample_weight.pkl`` is found (or downloaded) like the MNIST files, checked
