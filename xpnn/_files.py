@@ -13,8 +13,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "default_file_mode", "open_regular", "read_at_most", "read_regular"]
-__all__ += ["sigterm_raises"]
+__all__ = ["atomic_write", "default_file_mode", "open_regular", "read_at_most", "read_regular",
+           "sigterm_raises"]  # fmt: skip
 
 
 def default_file_mode() -> int:

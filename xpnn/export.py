@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import __version__
 from ._files import atomic_write
 from .errors import OnnxError, check_choice, first_line, positive_int
 from .network import Network
@@ -110,8 +111,6 @@ def export_model(net: Network, *, input_dtype: str = "float32", output: str = "l
         y = info(output, kind(np.dtype(net.dtype_name)), [rows, net.layer_sizes[-1]])
     sizes = ",".join(str(n) for n in net.layer_sizes)
     graph = helper.make_graph(nodes, "xpnn_" + sizes.replace(",", "_"), [x], [y], weights)
-    from . import __version__
-
     opsets = [helper.make_opsetid("", OPSET)]
     model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
     model.producer_name, model.producer_version = "xpnn", __version__
