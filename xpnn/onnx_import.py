@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._files import read_regular
+from ._files import open_regular, read_regular
 from .errors import BackendError, WeightsError, first_line
 
 __all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "load_model", "read_onnx"]
@@ -134,7 +134,7 @@ def _array(tensor: Any, source: str, folder: Path) -> np.ndarray:
         raise WeightsError(f"{source}: tensor {name!r} declares {need} bytes but has {have}")
     if tensor.data_location != tensor.EXTERNAL:
         return np.array(onnx.numpy_helper.to_array(tensor))
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:  # never blocks, should a FIFO take its place
         handle.seek(offset)
         raw = handle.read(have)
     if len(raw) != have:
@@ -298,8 +298,6 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     if features not in (None, layers[0][0].shape[0]):
         raise g.error(f"an input of {features} features for a weight of shape {layers[0][0].shape}")
     _tail(g, score, layers[-1][0].shape[1], used)
-    arrays = {
-        f"{k}{i}": a for i, pair in enumerate(layers, 1) for k, a in zip("Wb", pair, strict=True)
-    }
+    arrays = {f"{k}{i}": a for i, p in enumerate(layers, 1) for k, a in zip("Wb", p, strict=True)}
     hidden = acts[0] if len(set(acts)) == 1 else tuple(acts)
     return arrays, {"hidden": hidden or "identity", "output": output}
