@@ -70,12 +70,9 @@ def _read_safetensors(path: Path) -> Read:
 
 
 def _check_npz(f: IO[bytes], path: Path) -> None:
-    """Refuse an archive that could inflate to more than the file honestly holds.
-
-    Only ``.npy`` members, none encrypted, repeated or overlapping, each header agreeing
-    with its declared size, and at most :data:`MAX_NPZ_RATIO` times the file (plus
-    :data:`NPZ_RATIO_SLACK`, at most :data:`MAX_NPZ_BYTES`) in all.
-    """
+    """Refuse an archive that could inflate past what the file holds: only ``.npy`` members, none
+    encrypted, repeated or overlapping, headers agreeing with their sizes, in all at most
+    ``MAX_NPZ_RATIO`` x the file's size + ``NPZ_RATIO_SLACK``, and ``MAX_NPZ_BYTES``."""
     with zipfile.ZipFile(f) as archive:
         infos, ranges, names = archive.infolist(), [], set()
         n = len(infos)
