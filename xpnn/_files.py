@@ -13,7 +13,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "default_file_mode", "open_regular", "read_at_most", "sigterm_raises"]
+__all__ = ["atomic_write", "default_file_mode", "open_regular", "read_at_most", "read_regular",
+           "sigterm_raises"]  # fmt: skip
 
 
 def default_file_mode() -> int:
@@ -43,14 +44,13 @@ def sigterm_raises() -> Iterator[None]:
     cleanups run; only in the main thread, and only where SIGTERM has its default action.
     """
     main = threading.current_thread() is threading.main_thread()
-    if not main or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-        yield
-        return
-    signal.signal(signal.SIGTERM, _exit)
+    if own := main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if own:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def atomic_write(
@@ -126,3 +126,19 @@ def read_at_most(handle: BinaryIO, limit: int) -> bytes:
     except (OSError, AttributeError, io.UnsupportedOperation):
         size = limit  # a stream: the limit bounds it
     return handle.read(min(size, limit) + 1)
+
+
+def read_regular(path: str | os.PathLike[str], limit: int, error: type[Exception]) -> bytes:
+    """:func:`read_at_most` of :func:`open_regular`; an OSError is one ``error`` line.
+
+    Examples
+    --------
+    >>> read_regular("/no/such/file", 10, ValueError)
+    Traceback (most recent call last):
+    ValueError: /no/such/file: cannot read (No such file or directory)
+    """
+    try:
+        with open_regular(path) as handle:
+            return read_at_most(handle, limit)
+    except OSError as err:
+        raise error(f"{os.fspath(path)}: cannot read ({err.strerror or err})") from None

@@ -31,7 +31,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, BinaryIO
 
-from ._files import atomic_write, open_regular, read_at_most, sigterm_raises
+from ._files import atomic_write, read_regular, sigterm_raises
 from .errors import DataError, first_line
 
 __all__ = ["DEFAULT_TIMEOUT", "RemoteFile", "data_home", "ensure_files", "read_verified"]
@@ -97,11 +97,7 @@ def read_verified(remote: RemoteFile, path: Path) -> bytes:
     >>> read_verified(RemoteFile("hello.txt", hashlib.sha256(b"hello").hexdigest(), ()), path)
     b'hello'
     """
-    try:
-        with open_regular(path) as f:
-            data = read_at_most(f, remote.max_bytes)
-    except OSError as err:
-        raise DataError(f"{path}: cannot read ({err.strerror or err})") from None
+    data = read_regular(path, remote.max_bytes, DataError)
     if (actual := hashlib.sha256(data).hexdigest()) != remote.sha256:
         raise DataError(
             f"{path}: SHA-256 {actual} does not match the pinned {remote.sha256}; the file is "
@@ -135,12 +131,10 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
     if parts.scheme not in ("http", "https"):
         raise _Failed(f"unsupported scheme {parts.scheme!r}")
     connection = http.client.HTTPConnection(parts.netloc, timeout=timeout)
-    if parts.scheme == "https":
-        certifi = importlib.import_module("certifi")  # comes with pooch (through requests)
-        context = ssl.create_default_context(cafile=certifi.where())
+    if parts.scheme == "https":  # certifi comes with pooch (through requests)
+        context = ssl.create_default_context(cafile=importlib.import_module("certifi").where())
         connection = http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=context)
-    limit = timeout + remote.max_bytes / MIN_RATE
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + (limit := timeout + remote.max_bytes / MIN_RATE)
     connection.connect()  # within the timeout
     timer = threading.Timer(deadline - time.monotonic(), _hang_up, (connection.sock,))
     timer.start()
@@ -209,13 +203,9 @@ def _fetch(missing: list[RemoteFile], directory: Path, timeout: float) -> str:
     return "tried " + ", ".join(failures) if failures else "no mirror known"
 
 
-def ensure_files(
-    remotes: Iterable[RemoteFile],
-    data_dir: str | os.PathLike[str] | None = None,
-    *,
-    download: bool = True,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> dict[str, Path]:
+def ensure_files(remotes: Iterable[RemoteFile], data_dir: str | os.PathLike[str] | None = None, *,
+                 download: bool = True,
+                 timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:  # fmt: skip
     """Return the path of each file by name in :func:`data_home`, downloading missing ones.
 
     Present files are verified by their readers (:func:`read_verified`). Call

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import __version__
 from ._files import atomic_write
 from .errors import OnnxError, check_choice, first_line, positive_int
 from .network import Network
@@ -40,14 +41,11 @@ INPUT_NAME, BATCH_AXIS = "x", "batch"
 ACTIVATIONS = {"sigmoid": "Sigmoid", "relu": "Relu", "tanh": "Tanh", "identity": None}
 
 
-def _graph(onnx: Any, net: Network, input_dtype: str, output: str) -> tuple[list[Any], list[Any]]:
+def _graph(onnx: Any, net: Network, input_dtype: str, output: str, scale: float) -> tuple[Any, Any]:
     """The graph's nodes and initializers: the network's layers, in order."""
-    make, dtype = onnx.helper.make_node, np.dtype(net.dtype_name)
-    # uint8 pixels: the /255 goes into W1 exactly as ``input_scale`` puts it there.
-    scale = net.input_scale / 255 if input_dtype == "uint8" else net.input_scale
-    params, hidden = net.host_params(), net.hidden
-    count = len(net.layer_sizes) - 2
-    names = [*((hidden,) * count if isinstance(hidden, str) else hidden), "identity"]
+    make, dtype, hidden = onnx.helper.make_node, np.dtype(net.dtype_name), net.hidden
+    hidden = (hidden,) * (len(net.layer_sizes) - 2) if isinstance(hidden, str) else hidden
+    params, names = net.host_params(), [*hidden, "identity"]
     nodes, weights, value = [], [], INPUT_NAME
     if np.dtype(input_dtype) != dtype:
         to = onnx.helper.np_dtype_to_tensor_dtype(dtype)
@@ -78,9 +76,8 @@ def _graph(onnx: Any, net: Network, input_dtype: str, output: str) -> tuple[list
     return nodes, weights
 
 
-def export_model(
-    net: Network, *, input_dtype: str = "float32", output: str = "logits", batch: int | None = None
-) -> onnx.ModelProto:
+def export_model(net: Network, *, input_dtype: str = "float32", output: str = "logits",
+                 batch: int | None = None) -> onnx.ModelProto:  # fmt: skip
     """Build ``net``'s ONNX model in memory (see :func:`export_onnx`); it passes ``onnx.checker``.
 
     Examples
@@ -103,24 +100,21 @@ def export_model(
         )
     onnx: Any = _onnx()
     helper, rows = onnx.helper, BATCH_AXIS if batch is None else batch
-    nodes, weights = _graph(onnx, net, input_dtype, output)
-    kind = helper.np_dtype_to_tensor_dtype
-    shape = [rows, net.input_size]
-    x = helper.make_tensor_value_info(INPUT_NAME, kind(np.dtype(input_dtype)), shape)
+    # uint8 pixels: the /255 goes into W1 exactly as ``input_scale`` puts it there.
+    folded = net.input_scale / 255 if input_dtype == "uint8" else net.input_scale
+    nodes, weights = _graph(onnx, net, input_dtype, output, folded)
+    info, kind = helper.make_tensor_value_info, helper.np_dtype_to_tensor_dtype
+    x = info(INPUT_NAME, kind(np.dtype(input_dtype)), [rows, net.input_size])
     if output == "labels":
-        y = helper.make_tensor_value_info(output, onnx.TensorProto.INT64, [rows])
+        y = info(output, onnx.TensorProto.INT64, [rows])
     else:
-        classes = net.layer_sizes[-1]
-        y = helper.make_tensor_value_info(output, kind(np.dtype(net.dtype_name)), [rows, classes])
+        y = info(output, kind(np.dtype(net.dtype_name)), [rows, net.layer_sizes[-1]])
     sizes = ",".join(str(n) for n in net.layer_sizes)
     graph = helper.make_graph(nodes, "xpnn_" + sizes.replace(",", "_"), [x], [y], weights)
-    from . import __version__
-
     opsets = [helper.make_opsetid("", OPSET)]
     model = helper.make_model(graph, opset_imports=opsets, ir_version=IR_VERSION)
     model.producer_name, model.producer_version = "xpnn", __version__
     model.doc_string = f"{net!r}: {input_dtype} input {INPUT_NAME!r}, output {output!r}"
-    folded = net.input_scale / 255 if input_dtype == "uint8" else net.input_scale
     hidden = net.hidden if isinstance(net.hidden, str) else ",".join(net.hidden)
     meta = {"version": __version__, "layer_sizes": sizes, "hidden": hidden}
     meta |= {"output_function": net.output, "dtype": net.dtype_name, "output": output}
@@ -134,14 +128,8 @@ def export_model(
     return model  # type: ignore[no-any-return]
 
 
-def export_onnx(
-    net: Network,
-    path: str | os.PathLike[str],
-    *,
-    input_dtype: str = "float32",
-    output: str = "logits",
-    batch: int | None = None,
-) -> Path:
+def export_onnx(net: Network, path: str | os.PathLike[str], *, input_dtype: str = "float32",
+                output: str = "logits", batch: int | None = None) -> Path:  # fmt: skip
     """Write ``net`` as an ONNX model of its layers, atomically; return the path.
 
     ``input_dtype="float32"`` takes what ``net`` takes; ``"uint8"`` takes raw

@@ -19,7 +19,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from ._files import open_regular, read_at_most
+from ._files import read_regular
 from .errors import DataError
 
 __all__ = ["IDX_TYPES", "parse_idx", "read_idx"]
@@ -59,9 +59,8 @@ def _parse(stream: BinaryIO, name: str, max_bytes: int) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
-def parse_idx(
-    data: bytes, name: str | os.PathLike[str] = "<bytes>", *, max_bytes: int = DEFAULT_MAX_BYTES
-) -> np.ndarray:
+def parse_idx(data: bytes, name: str | os.PathLike[str] = "<bytes>", *,
+              max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:  # fmt: skip
     """Parse IDX bytes in memory (gzip detected by content): those verified are those parsed.
 
     Examples
@@ -90,9 +89,5 @@ def read_idx(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES
     >>> read_idx(f)
     array([7, 8, 9], dtype=uint8)
     """
-    try:
-        with open_regular(path) as f:
-            data = read_at_most(f, max_bytes + 1024)  # the data and the longest header
-    except OSError as err:
-        raise DataError(f"{os.fspath(path)}: cannot read ({err.strerror or err})") from None
+    data = read_regular(path, max_bytes + 1024, DataError)  # the data and the longest header
     return parse_idx(data, path, max_bytes=max_bytes)

@@ -74,17 +74,10 @@ def _labels(labels: np.ndarray, one_hot_label: bool, xp: Any, device: Any) -> An
         return xp.astype(xp.reshape(t, (-1, 1)) == classes, xp.float32)
 
 
-def load_mnist_split(
-    split: str = "test",
-    normalize: bool = True,
-    flatten: bool = True,
-    one_hot_label: bool = False,
-    *,
-    data_dir: _Dir = None,
-    backend: str | None = None,
-    device: Any = None,
-    download: bool = True,
-) -> tuple[Any, Any]:
+def load_mnist_split(split: str = "test", normalize: bool = True, flatten: bool = True,
+                     one_hot_label: bool = False, *, data_dir: _Dir = None,
+                     backend: str | None = None, device: Any = None,
+                     download: bool = True) -> tuple[Any, Any]:  # fmt: skip
     """Load one split, ``"test"`` or ``"train"``, as ``(x, t)`` (the test set needs no train file).
 
     ``normalize``: float32 pixels in [0, 1], else uint8; ``flatten``: images
@@ -102,31 +95,18 @@ def load_mnist_split(
     return x, _labels(labels, one_hot_label, xp, dev)
 
 
-def load_mnist_labels(
-    split: str = "train",
-    one_hot_label: bool = False,
-    *,
-    data_dir: _Dir = None,
-    backend: str | None = None,
-    device: Any = None,
-    download: bool = True,
-) -> Any:
+def load_mnist_labels(split: str = "train", one_hot_label: bool = False, *, data_dir: _Dir = None,
+                      backend: str | None = None, device: Any = None,
+                      download: bool = True) -> Any:  # fmt: skip
     """Load the labels of one split only (no images needed); see :func:`load_mnist_split`."""
     xp, dev = namespace(backend, device)
     (labels,) = _host(split, ("labels",), data_dir, download)
     return _labels(labels, one_hot_label, xp, dev)
 
 
-def load_mnist(
-    normalize: bool = True,
-    flatten: bool = True,
-    one_hot_label: bool = False,
-    *,
-    data_dir: _Dir = None,
-    backend: str | None = None,
-    device: Any = None,
-    download: bool = True,
-) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool = False, *,
+               data_dir: _Dir = None, backend: str | None = None, device: Any = None,
+               download: bool = True) -> tuple[tuple[Any, Any], tuple[Any, Any]]:  # fmt: skip
     """Load MNIST as the book does: ``((x_train, t_train), (x_test, t_test))``.
 
     Needs all four files (the missing ones are named together).

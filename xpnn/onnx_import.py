@@ -15,17 +15,17 @@ declared size, external data outside the model's folder or file) is one
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._files import open_regular, read_at_most
+from ._files import open_regular, read_regular
 from .errors import BackendError, WeightsError, first_line
 
-__all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "check_model", "read_onnx"]
+__all__ = ["ALLOWED_OPERATORS", "MAX_MODEL_BYTES", "load_model", "read_onnx"]
 
 #: Largest ``.onnx`` file read (external data not counted).
 MAX_MODEL_BYTES = 1 << 30
@@ -38,39 +38,34 @@ ALLOWED_OPERATORS = {
 _ACTIVATIONS = {"Relu": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
 _TAIL = ("ArgMax", "ZipMap", "ArrayFeatureExtractor", "Reshape", "Cast", "Identity")
 _FLOATS = (1, 10, 11)  # TensorProto FLOAT, FLOAT16, DOUBLE
-Error = Callable[[str], Exception]
+Error = type[Exception]
 
 
-def _onnx() -> Any:
+def _onnx(name: str = "onnx") -> Any:
+    """Import ``onnx`` (or ``onnxruntime``), or a BackendError naming the extra."""
     try:
-        import onnx
+        return importlib.import_module(name)
     except ImportError as err:
-        raise BackendError(f"ONNX models need onnx ({err}): pip install 'xpnn[onnx]'") from None
-    return onnx
+        raise BackendError(f"{name!r} is not installed ({err}): pip install 'xpnn[onnx]'") from None
 
 
-def _read_file(path: Path, error: Error) -> bytes:
-    """The bytes of a regular file of at most MAX_MODEL_BYTES (never blocks on a FIFO)."""
-    try:
-        with open_regular(path) as handle:
-            data = read_at_most(handle, MAX_MODEL_BYTES)
-    except OSError as err:
-        raise error(f"cannot read {str(path)!r}: {err.strerror or err}") from None
-    if len(data) > MAX_MODEL_BYTES:
-        raise error(f"{str(path)!r} is larger than {MAX_MODEL_BYTES} bytes")
-    return data
+def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any, bytes, str, Any]:
+    """Read (a path: a regular file of at most :data:`MAX_MODEL_BYTES`) and check an ONNX model.
 
+    Returns ``(ModelProto, bytes, name, folder)``. Refused, as one ``error`` line: a
+    file that is not one, functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`,
+    what onnx.checker refuses, external data outside the model's folder or its file.
 
-def check_model(data: bytes, source: str, folder: Path | None, error: Error) -> Any:
-    """Parse ``data`` and check it; return the ModelProto, or raise one ``error`` line.
-
-    Refused: functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`,
-    what onnx.checker refuses, external data outside ``folder`` or its file.
-
-    >>> check_model(b"junk", "'m.onnx'", None, ValueError)  # doctest: +ELLIPSIS
+    >>> load_model(b"junk", ValueError)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: 'm.onnx' is not an ONNX model (truncated?): ...
+    ValueError: the ONNX model is not an ONNX model (truncated?): ...
     """
+    data, source, folder = file, "the ONNX model", None
+    if not isinstance(data, bytes):
+        path = Path(os.fspath(data))
+        source, folder = repr(str(path)), path.parent.resolve()
+        if len(data := read_regular(path, MAX_MODEL_BYTES, error)) > MAX_MODEL_BYTES:
+            raise error(f"{source} is larger than {MAX_MODEL_BYTES} bytes")
     onnx = _onnx()
     try:
         model = onnx.load_model_from_string(data)
@@ -98,7 +93,7 @@ def check_model(data: bytes, source: str, folder: Path | None, error: Error) -> 
             onnx.checker.check_model(model)
     except Exception as err:
         raise error(f"{source} fails onnx.checker: {first_line(err)}") from None
-    return model
+    return model, data, source, folder
 
 
 def _external(tensor: Any, source: str, folder: Path | None, error: Error) -> tuple[Path, int, int]:
@@ -139,7 +134,7 @@ def _array(tensor: Any, source: str, folder: Path) -> np.ndarray:
         raise WeightsError(f"{source}: tensor {name!r} declares {need} bytes but has {have}")
     if tensor.data_location != tensor.EXTERNAL:
         return np.array(onnx.numpy_helper.to_array(tensor))
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:  # never blocks, should a FIFO take its place
         handle.seek(offset)
         raw = handle.read(have)
     if len(raw) != have:
@@ -290,10 +285,8 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     >>> sorted(arrays), settings
     (['W1', 'W2', 'W3', 'b1', 'b2', 'b3'], {'hidden': 'sigmoid', 'output': 'identity'})
     """
-    file = Path(os.fspath(path))
-    source = repr(str(file))
-    model = check_model(_read_file(file, WeightsError), source, file.parent, WeightsError)
-    g = _Graph(model, source, file.parent)
+    model, _, source, folder = load_model(path, WeightsError)
+    g = _Graph(model, source, folder)
     if len(g.inputs) != 1:
         names = ", ".join(v.name for v in g.inputs)
         raise g.error(f"{len(g.inputs)} inputs ({names}); an MLP has one")
@@ -305,8 +298,6 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     if features not in (None, layers[0][0].shape[0]):
         raise g.error(f"an input of {features} features for a weight of shape {layers[0][0].shape}")
     _tail(g, score, layers[-1][0].shape[1], used)
-    arrays = {
-        f"{k}{i}": a for i, pair in enumerate(layers, 1) for k, a in zip("Wb", pair, strict=True)
-    }
+    arrays = {f"{k}{i}": a for i, p in enumerate(layers, 1) for k, a in zip("Wb", p, strict=True)}
     hidden = acts[0] if len(set(acts)) == 1 else tuple(acts)
     return arrays, {"hidden": hidden or "identity", "output": output}

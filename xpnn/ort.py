@@ -1,27 +1,26 @@
 """Run an ONNX model of a network with ONNX Runtime, on the CPU or a CUDA GPU.
 
 A model file is code: it is checked with ``onnx`` before ONNX Runtime loads it
-(:func:`xpnn.onnx_import.check_model`), its xpnn metadata validated, inputs
+(:func:`xpnn.onnx_import.load_model`), its xpnn metadata validated, inputs
 checked before each run and outputs after. Every failure is one
 :class:`~xpnn.OnnxError` line; ONNX Runtime logs fatal errors only (session and run).
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import array_api_compat
+import array_api_compat.numpy as xnp
 import numpy as np
 
 from .backends import parse_device, to_numpy
 from .errors import BackendError, OnnxError, first_line, positive_int
+from .export import OUTPUTS
 from .network import batched
-from .onnx_import import _read_file, check_model
+from .onnx_import import _onnx, load_model
 
 if TYPE_CHECKING:
     from .network import Network
@@ -34,17 +33,8 @@ _FATAL = 4  # ONNX Runtime's log severity: its errors reach us as exceptions
 _FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
 _INPUTS = {**_FLOATS, "tensor(uint8)": "uint8"}
 _LABELS = ("tensor(int64)", "tensor(int32)")
-_OUTPUTS = ("logits", "probabilities", "labels")
 _SIZES = "xpnn.layer_sizes"
 _SHAPES = "; a network model takes (rows, features), returns labels (rows,) or (rows, classes)"
-
-
-def _import_onnxruntime() -> Any:
-    try:
-        return importlib.import_module("onnxruntime")
-    except ImportError as err:
-        install = "install it with: pip install 'xpnn[onnx]'"
-        raise BackendError(f"backend 'onnxruntime' is not installed ({err}); {install}") from None
 
 
 def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
@@ -82,29 +72,18 @@ class OnnxRunner:
     [1, 1]
     """
 
-    def __init__(
-        self,
-        model: str | os.PathLike[str] | bytes,
-        *,
-        device: str = "cpu",
-        input_size: int | None = None,
-        classes: int | None = None,
-    ) -> None:
-        ort = _import_onnxruntime()
+    def __init__(self, model: str | os.PathLike[str] | bytes, *, device: str = "cpu",
+                 input_size: int | None = None, classes: int | None = None) -> None:  # fmt: skip
+        ort = _onnx("onnxruntime")
         self.device, providers = _providers(ort, device)
-        folder, self.name = None, "the ONNX model"
-        if not isinstance(model, bytes):
-            path = Path(os.fspath(model))
-            self.name, folder = repr(str(path)), path.parent.resolve()
-            model = _read_file(path, OnnxError)
-        proto = check_model(model, self.name, folder, OnnxError)  # before the runtime sees it
+        proto, data, self.name, folder = load_model(model, OnnxError)  # before the runtime
         options, self._run_options = ort.SessionOptions(), ort.RunOptions()
         options.log_severity_level = self._run_options.log_severity_level = _FATAL
         if folder is not None:
             key = "session.model_external_initializers_file_folder_path"
             options.add_session_config_entry(key, str(folder))
         try:
-            self.session = ort.InferenceSession(model, options, providers=providers)
+            self.session = ort.InferenceSession(data, options, providers=providers)
         except Exception as err:
             raise OnnxError(
                 f"onnxruntime cannot load {self.name} on {self.device}: {first_line(err)}"
@@ -143,7 +122,7 @@ class OnnxRunner:
         for failed, text in [
             (more or not self.input_dtype or not self.input_size or self.batch == 0, shapes),
             (not (labels or scores), shapes),
-            (self.output not in _OUTPUTS or (self.output == "labels") != labels, "xpnn.output"),
+            (self.output not in OUTPUTS or (self.output == "labels") != labels, "xpnn.output"),
             (not (math.isfinite(self.input_scale) and self.input_scale > 0), "xpnn.input_scale"),
             (min(sizes) < 1 or recorded not in (None, (self.input_size, self.classes)), _SIZES),
             (self.dtype not in _FLOATS.values(), "xpnn.dtype"),
@@ -188,7 +167,7 @@ class OnnxRunner:
 
         The output is checked: one result per row, labels within ``0..classes-1``.
         """
-        host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
+        host = _host(x)
         if host.dtype.kind not in "fiub":
             raise TypeError(f"model input must be real numbers, got dtype {host.dtype}")
         if host.ndim not in (1, 2) or host.shape[-1] != self.input_size:
@@ -216,16 +195,11 @@ class OnnxRunner:
         result: np.ndarray = out[0] if host.ndim == 1 else out
         return result
 
-    def classify(
-        self,
-        x: Any,
-        batch_size: int | None = None,
-        *,
-        progress: Callable[[int], None] | None = None,
-    ) -> np.ndarray:
+    def classify(self, x: Any, batch_size: int | None = None, *,
+                 progress: Callable[[int], None] | None = None) -> np.ndarray:  # fmt: skip
         """Int64 labels of ``x``'s rows, ``batch_size`` per run; ``progress(rows)`` after each."""
-        batch_size = None if batch_size is None else positive_int(batch_size, "batch_size")
-        host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
+        size = None if batch_size is None else positive_int(batch_size, "batch_size")
+        host = _host(x)
 
         def labels(block: np.ndarray) -> np.ndarray:
             out = self.run(block)
@@ -233,19 +207,17 @@ class OnnxRunner:
 
         if host.ndim != 2:
             return labels(host)
-        found: np.ndarray = batched(
-            labels, host, batch_size, array_api_compat.array_namespace(host), progress
-        )
+        found: np.ndarray = batched(labels, host, size, xnp, progress)
         return found
 
 
-def mnist_runner(
-    weights: str | os.PathLike[str] | None = None,
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    dtype: str = "float32",
-    device: str = "cpu",
-) -> OnnxRunner:
+def _host(x: Any) -> np.ndarray:
+    return np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
+
+
+def mnist_runner(weights: str | os.PathLike[str] | None = None, *,
+                 data_dir: str | os.PathLike[str] | None = None, dtype: str = "float32",
+                 device: str = "cpu") -> OnnxRunner:  # fmt: skip
     """A runner for an MNIST ``.onnx`` (784 features, 10 classes), or weights exported.
 
     Other weights (``None``: the book's) are exported for uint8 pixels with the
@@ -263,7 +235,7 @@ def mnist_runner(
 
     if weights is not None and os.fspath(weights).lower().endswith(".onnx"):
         return OnnxRunner(weights, device=device, input_size=784, classes=10)
-    _providers(_import_onnxruntime(), device)  # a device error before the export
+    _providers(_onnx("onnxruntime"), device)  # a device error before the export
     if weights is None:
         net = pretrained_network(data_dir=data_dir, backend="numpy", dtype=dtype)
     else:

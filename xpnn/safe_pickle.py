@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._files import open_regular, read_at_most
+from ._files import read_regular
 from .errors import WeightsError
 
 __all__ = ["MAX_PICKLE_BYTES", "load_weight_pickle", "loads_weight_pickle"]
@@ -158,8 +158,7 @@ def _prescan(data: bytes) -> None:
     ops: Any = pickletools.genops(stream)  # (opcode, its argument, its byte offset)
     for count, (opcode, arg, pos) in enumerate(ops):
         name = opcode.name
-        if name not in _OPCODES:
-            raise WeightsError(f"refused pickle opcode {name} at byte {pos}")
+        _check(name in _OPCODES, "refused pickle opcode {} at byte {}", name, pos)
         cost, per_item = _OPCODES[name]
         before, after = opcode.stack_before, opcode.stack_after
         if pickletools.markobject in before:
@@ -172,8 +171,7 @@ def _prescan(data: bytes) -> None:
             marks.pop()  # POP of a mark on top of the stack
         else:
             depth -= len(before)
-            if depth < (marks[-1] if marks else 0):
-                raise WeightsError(f"pickle stack underflow at byte {pos}")
+            _check(depth >= (marks[-1] if marks else 0), "pickle stack underflow at byte {}", pos)
             cost += per_item
         if pickletools.markobject in after:
             marks.append(depth)
@@ -193,12 +191,11 @@ def _prescan(data: bytes) -> None:
         elif name.endswith("GET"):
             _check(int(arg) < memo, "pickle memo reference {} to an index never stored", arg)
         spent += cost
-        if count >= MAX_OPCODES or depth > MAX_STACK_DEPTH or len(marks) > MAX_MARK_DEPTH:
-            _check(count < MAX_OPCODES, f"refused: over {MAX_OPCODES} opcodes, not a weights dict")
-            raise WeightsError(f"refused: stack over {MAX_STACK_DEPTH} or {MAX_MARK_DEPTH} marks")
-        if spent > budget:
-            why = f"{ALLOCATION_FACTOR}x size + {ALLOCATION_SLACK}, by byte {pos}: {name} flood?"
-            raise WeightsError(f"refused: would allocate over {budget} bytes ({why})")
+        _check(count < MAX_OPCODES, "refused: over {} opcodes, not a weights dict", MAX_OPCODES)
+        too_deep = depth > MAX_STACK_DEPTH or len(marks) > MAX_MARK_DEPTH
+        _check(not too_deep, "refused: stack over {} or {} marks", MAX_STACK_DEPTH, MAX_MARK_DEPTH)
+        why = "refused: would allocate over {} bytes ({}x size + {}, by byte {}: {} flood?)"
+        _check(spent <= budget, why, budget, ALLOCATION_FACTOR, ALLOCATION_SLACK, pos, name)
     _check(name == "STOP", "malformed pickle (no STOP opcode)")
     rest = len(data) - stream.tell()
     _check(rest == 0, f"{rest} trailing bytes after the pickle's STOP opcode")
@@ -245,9 +242,5 @@ def loads_weight_pickle(data: bytes, name: str = "<bytes>") -> dict[str, np.ndar
 
 def load_weight_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read a ``.pkl`` file (at most :data:`MAX_PICKLE_BYTES`) with :func:`loads_weight_pickle`."""
-    try:
-        with open_regular(path) as f:
-            data = read_at_most(f, MAX_PICKLE_BYTES)
-    except OSError as err:
-        raise WeightsError(f"{path}: cannot read ({err})") from None
+    data = read_regular(path, MAX_PICKLE_BYTES, WeightsError)
     return loads_weight_pickle(data, str(Path(path)))

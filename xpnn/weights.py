@@ -70,12 +70,9 @@ def _read_safetensors(path: Path) -> Read:
 
 
 def _check_npz(f: IO[bytes], path: Path) -> None:
-    """Refuse an archive that could inflate to more than the file honestly holds.
-
-    Only ``.npy`` members, none encrypted, repeated or overlapping, each header agreeing
-    with its declared size, and at most :data:`MAX_NPZ_RATIO` times the file (plus
-    :data:`NPZ_RATIO_SLACK`, at most :data:`MAX_NPZ_BYTES`) in all.
-    """
+    """Refuse an archive that could inflate past what the file holds: only ``.npy`` members, none
+    encrypted, repeated or overlapping, headers agreeing with their sizes, in all at most
+    ``MAX_NPZ_RATIO`` x the file's size + ``NPZ_RATIO_SLACK``, and ``MAX_NPZ_BYTES``."""
     with zipfile.ZipFile(f) as archive:
         infos, ranges, names = archive.infolist(), [], set()
         n = len(infos)
@@ -127,9 +124,7 @@ def _read_onnx(path: Path) -> Read:
     from .onnx_import import read_onnx  # imports onnx: only for .onnx files
 
     arrays, found = read_onnx(path)
-    return arrays, {
-        k: str(v) if isinstance(v, str | float) else ",".join(v) for k, v in found.items()
-    }
+    return arrays, {k: v if isinstance(v, str) else ",".join(v) for k, v in found.items()}
 
 
 _READERS: dict[str, Callable[[Path], Read]] = {".safetensors": _read_safetensors, ".npz": _read_npz}
@@ -182,16 +177,10 @@ def _build(arrays: Arrays, settings: dict[str, Any], source: str, **given: Any) 
     return network
 
 
-def load_weights(
-    path: str | os.PathLike[str],
-    *,
-    backend: str | None = None,
-    device: Any = None,
-    dtype: str | None = None,
-    hidden: str | Sequence[str] | None = None,
-    output: str | None = None,
-    input_scale: float | None = None,
-) -> Network:
+def load_weights(path: str | os.PathLike[str], *, backend: str | None = None, device: Any = None,
+                 dtype: str | None = None, hidden: str | Sequence[str] | None = None,
+                 output: str | None = None,
+                 input_scale: float | None = None) -> Network:  # fmt: skip
     """Build a :class:`~xpnn.Network` from a weights file, read as data (never run).
 
     ``path`` is ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``,
@@ -254,15 +243,9 @@ def convert_pickle(source: str | os.PathLike[str], target: str | os.PathLike[str
     return Path(target)
 
 
-def pretrained_network(
-    *,
-    data_dir: str | os.PathLike[str] | None = None,
-    backend: str | None = None,
-    device: Any = None,
-    dtype: str = "float32",
-    input_scale: float = 1.0,
-    download: bool = True,
-) -> Network:
+def pretrained_network(*, data_dir: str | os.PathLike[str] | None = None,
+                       backend: str | None = None, device: Any = None, dtype: str = "float32",
+                       input_scale: float = 1.0, download: bool = True) -> Network:  # fmt: skip
     """Return the book's pretrained MNIST network (784-50-100-10, sigmoid, softmax).
 
     ``sample_weight.pkl`` is found (or downloaded) like the MNIST files, checked
