@@ -1,9 +1,8 @@
-"""The ``xpnn`` command line: ``eval``, ``plot-activations``, ``show-mnist``, ``export-onnx``.
+"""The ``xpnn`` command line (also ``python -m xpnn``; ``scripts/`` call :func:`run_script`).
 
-Also ``python -m xpnn``; ``scripts/`` call :func:`run_script`. Every error is one line on
-stderr and status 2; Ctrl-C gives 130, SIGTERM 143 (what was being written stays as it was);
-a reader that closes standard output early ends it quietly. A command is a module here with
-``configure(parser)`` and ``run(args) -> str`` (its standard output).
+Every error is one line on stderr and status 2; Ctrl-C gives 130, SIGTERM 143; a reader that
+closes standard output early ends it quietly. A command is a module with ``configure(parser)``
+and ``run(args) -> str`` (its standard output).
 
 Examples
 --------
@@ -57,8 +56,7 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _configured(command: Command, parser_of: Callable[..., Any]) -> argparse.ArgumentParser:
-    """``parser_of(...)`` with the command's options; the module docstring's first paragraph
-    describes it, the rest follows the options."""
+    """``parser_of(...)`` with the command's options; its module docstring is the help text."""
     module = importlib.import_module(command.module)
     first, _, rest = (module.__doc__ or "").strip().partition("\n\n")
     parser: argparse.ArgumentParser = parser_of(
@@ -78,10 +76,8 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
         epilog="Run 'xpnn COMMAND --help' for a command's options.",
     )
     parser.add_argument("--version", action="version", version=f"xpnn {__version__}")
-    commands = parser.add_subparsers(
-        dest="command", metavar="COMMAND", title="commands", parser_class=ArgumentParser
-    )
-    commands.required = True
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                     parser_class=ArgumentParser, required=True)  # fmt: skip
     for command in COMMANDS:
         _configured(command, partial(commands.add_parser, command.name, help=command.summary))
     return parser
@@ -116,7 +112,7 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that every ``finally`` and cleanup runs."""
+    """SIGTERM, raised in the main thread so that every cleanup runs."""
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
@@ -131,8 +127,7 @@ def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str])
         return _written(stop.code if isinstance(stop.code, int) else 0, None, "")
     except OSError:  # --help into a closed pipe
         return _written(2, None, "")
-    prog = name(args)
-    main_thread = threading.current_thread() is threading.main_thread()
+    prog, main_thread = name(args), threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
@@ -144,9 +139,9 @@ def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str])
         if main_thread:  # on the way out, a second signal must not cut the cleanup short
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        terminated = isinstance(stop, _Terminated)
-        _say(f"{prog}: {'terminated' if terminated else 'interrupted'}")
-        return 143 if terminated else 130
+        term = isinstance(stop, _Terminated)
+        _say(f"{prog}: {'terminated' if term else 'interrupted'}")
+        return 143 if term else 130
     finally:
         sys.unraisablehook = hook
         if main_thread and signal.getsignal(signal.SIGTERM) is _terminate:
@@ -154,8 +149,7 @@ def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str])
     return _written(0, prog, text)
 
 
-def _unraisable(info: Any) -> None:
-    """A Ctrl-C that lands in a finaliser or a gc callback is no traceback to show."""
+def _unraisable(info: Any) -> None:  # a Ctrl-C in a finaliser is no traceback to show
     if not isinstance(info.exc_value, KeyboardInterrupt):
         sys.__unraisablehook__(info)
 
