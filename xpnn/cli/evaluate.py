@@ -24,6 +24,7 @@ import logging
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,24 +138,22 @@ def _network(args: argparse.Namespace, backend: str, device: Any) -> Any:
     return network.to(input_scale=1 / 255)
 
 
-def _progress(args: argparse.Namespace, total: int, note: str = "") -> Any:
-    """On a terminal: a tqdm bar on stderr, or a line with ``note``."""
+def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -> Any:
+    """``compute(progress)`` on the host and its seconds; on a terminal, stderr shows a tqdm
+    bar, or with ``note`` a line saying what is computed."""
     shown = not (args.quiet or args.json) and sys.stderr.isatty()
     if shown and note:
         print(f"xpnn eval: {note} ...", file=sys.stderr, flush=True)
     try:
         tqdm: Any = importlib.import_module("tqdm").tqdm  # no type hints: Any on purpose
+        bar = tqdm(total=total, unit="img", desc="classifying", leave=False,
+                   disable=not shown or bool(note))  # fmt: skip
     except ImportError:
-        return contextlib.nullcontext()
-    return tqdm(total=total, unit="img", desc="classifying", leave=False,
-                disable=not shown or bool(note))  # fmt: skip
-
-
-def _timed(compute: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``compute(...)`` on the host, with the seconds it took."""
-    begun = time.perf_counter()
-    result = backends.to_numpy(compute(*args, **kwargs))
-    return {"result": result, "forward_seconds": time.perf_counter() - begun}
+        bar = contextlib.nullcontext()
+    with bar:
+        begun = time.perf_counter()
+        result = backends.to_numpy(compute(None if note else getattr(bar, "update", None)))
+    return result, {"forward_seconds": time.perf_counter() - begun}
 
 
 def _locally(args: argparse.Namespace, backend: str, plots: list[Path] | None) -> dict[str, Any]:
@@ -166,24 +165,23 @@ def _locally(args: argparse.Namespace, backend: str, plots: list[Path] | None) -
         backends.enable_float64(backend)  # JAX computes float64 only in its 64-bit mode
     xp, device = backends.namespace(backend, args.device)
     if array_api_compat.is_ndonnx_namespace(xp):
-        raise XpnnError("ndonnx computes eager values with one ONNX Runtime call per operation, "
-            f"minutes for the test set: use --backend {ONNXRUNTIME}, the same network as one "
-            "ONNX model")  # fmt: skip
+        raise XpnnError(
+            "ndonnx makes one ONNX Runtime call per operation, minutes for the "
+            f"test set: use --backend {ONNXRUNTIME}, the network as one ONNX model"
+        )
     network = _network(args, backend, device)
-    x, t = load_mnist_split("test", normalize=False, data_dir=args.data_dir, backend=backend,
-                            device=device)  # fmt: skip
+    where = {"data_dir": args.data_dir, "backend": backend, "device": device}
+    x, t = load_mnist_split("test", normalize=False, **where)
     lazy = "computing the dask graph" if array_api_compat.is_lazy_array(x) else ""
-    with _progress(args, x.shape[0], lazy) as bar:
-        update = None if lazy else getattr(bar, "update", None)
-        timed = _timed(network.classify, x, args.batch_size, progress=update)
-    result = score(backends.to_numpy(t), timed.pop("result"))
+    classify = partial(network.classify, x, args.batch_size)
+    labels, timed = _timed(args, x.shape[0], lambda update: classify(progress=update), lazy)
+    result = score(backends.to_numpy(t), labels)
     if plots is not None:
-        from ..plot import confusion_matrix_figure as matrix
-        from ..plot import misclassified_figure as wrong
+        from ..plot import confusion_matrix_figure, misclassified_figure
         from ._common import save_figure
 
-        save_figure(matrix(result["confusion_matrix"]), plots[0], 80)
-        save_figure(wrong(x, t, network.predict(x)), plots[1], 80)
+        save_figure(confusion_matrix_figure(result["confusion_matrix"]), plots[0], 80)
+        save_figure(misclassified_figure(x, t, network.predict(x)), plots[1], 80)
     return {"device": str(network.device), **result, **timed}  # where the labels were
 
 
@@ -196,11 +194,10 @@ def _on_cluster(args: argparse.Namespace) -> dict[str, Any]:
     with distributed.cluster(args.scheduler, args.workers, timeout=SCHEDULER_TIMEOUT) as client:
         workers = len(client.scheduler_info()["workers"])
         x, t = distributed.mnist_dask(data_dir=args.data_dir, rows_per_chunk=args.batch_size)
-        labels = distributed.classify(network, x, classes=10)
-        with _progress(args, x.shape[0], f"computing on {workers} dask worker(s)"):
-            timed = _timed(distributed.confusion(labels, t).compute)
-    result = score_matrix(timed.pop("result"))
-    return {"device": f"cluster of {workers} worker(s)", **result, **timed}
+        matrix = distributed.confusion(distributed.classify(network, x, classes=10), t)
+        note = f"computing on {workers} dask worker(s)"
+        counts, timed = _timed(args, x.shape[0], lambda _: matrix.compute(), note)
+    return {"device": f"cluster of {workers} worker(s)", **score_matrix(counts), **timed}
 
 
 def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
@@ -215,11 +212,10 @@ def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
         where = {"data_dir": args.data_dir}
         runner = mnist_runner(args.weights, **where, dtype=args.dtype, device=args.device or "cpu")
         x, t = load_mnist_split("test", normalize=False, **where, backend="numpy")
-        x = runner.from_pixels(x)
-        with _progress(args, x.shape[0]) as bar:  # the one batching loop, as Network.classify
-            update = getattr(bar, "update", None)
-            timed = _timed(batched, runner.classify, x, args.batch_size, np, update)
-        result = score(t, timed.pop("result"))
+        x = runner.from_pixels(x)  # the one batching loop, as Network.classify
+        classify = partial(batched, runner.classify, x, args.batch_size, np)
+        labels, timed = _timed(args, x.shape[0], classify)
+        result = score(t, labels)
     except XpnnError:
         raise
     except Exception as err:  # a model file is code: whatever it does wrong is one line
