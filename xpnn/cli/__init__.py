@@ -1,8 +1,8 @@
 """The ``xpnn`` command line (also ``python -m xpnn``; ``scripts/`` call :func:`run_script`).
 
 Every error is one line on stderr and status 2; Ctrl-C gives 130, SIGTERM 143; a reader that
-closes standard output early ends it quietly. A command is a module with ``configure(parser)``
-and ``run(args) -> str`` (its standard output).
+closes standard output early ends it quietly. A command is a module (or ``module:Class``)
+with ``configure(parser)`` and ``run(args) -> str`` (its standard output).
 
 Examples
 --------
@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import errno
 import importlib
+import inspect
 import os
 import signal
 import sys
@@ -39,9 +40,9 @@ class Command(NamedTuple):
 #: The subcommands, in the order ``xpnn --help`` lists them.
 COMMANDS = (
     Command("eval", "xpnn.cli.evaluate", "classify the MNIST test set and report the accuracy"),
-    Command("plot-activations", "xpnn.cli.plot_activations",
+    Command("plot-activations", "xpnn.cli.figures:PlotActivations",
             "draw the chapter's activation functions (sigmoid, step, ReLU) to an image file"),
-    Command("show-mnist", "xpnn.cli.show_mnist",
+    Command("show-mnist", "xpnn.cli.figures:ShowMnist",
             "draw MNIST test digits with their labels and the network's predictions"),
     Command("export-onnx", "xpnn.cli.export_onnx",
             "export the network to an ONNX model traced through xpnn's own forward pass"),
@@ -56,14 +57,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _configured(command: Command, parser_of: Callable[..., Any]) -> argparse.ArgumentParser:
-    """``parser_of(...)`` with the command's options; its module docstring is the help text."""
-    module = importlib.import_module(command.module)
-    first, _, rest = (module.__doc__ or "").strip().partition("\n\n")
+    """``parser_of(...)`` with the command's options; its docstring is the help text."""
+    module, _, name = command.module.partition(":")
+    target = importlib.import_module(module)
+    target = getattr(target, name) if name else target
+    first, _, rest = (inspect.getdoc(target) or "").partition("\n\n")
     parser: argparse.ArgumentParser = parser_of(
         description=first, epilog=rest or None, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    module.configure(parser)
-    parser.set_defaults(run=module.run)
+    target.configure(parser)
+    parser.set_defaults(run=target.run)
     return parser
 
 
