@@ -73,9 +73,8 @@ def _classify_block(block: Any, classifier: BlockClassifier) -> Any:
     return classifier(block)
 
 
-def classify(
-    network: Network, x: Any, *, rows_per_chunk: int | None = None, classes: int | None = None
-) -> Any:
+def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None,
+             classes: int | None = None) -> Any:  # fmt: skip
     """The lazy ``(n,)`` labels of a dask array ``(n, d)``; ``classes`` refuses another
     number of outputs up front, ``rows_per_chunk`` rechunks the batch axis.
 
@@ -99,8 +98,7 @@ def classify(
                          f"got {x.shape}")  # fmt: skip
     x = x.rechunk({0: rows, 1: -1} if rows else {1: -1})
     classifier = _dask("dask").delayed(BlockClassifier(network), pure=True)  # one key
-    meta_xp = array_api_compat.array_namespace(x._meta)
-    meta = meta_xp.empty((0,), dtype=meta_xp.int64)
+    meta = (xp := array_api_compat.array_namespace(x._meta)).empty((0,), dtype=xp.int64)
     return x.map_blocks(_classify_block, classifier, dtype=np.int64, drop_axis=1, meta=meta)
 
 
@@ -132,9 +130,8 @@ def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
     return counts.sum(axis=0)
 
 
-def synthetic_rows(
-    images: np.ndarray, labels: np.ndarray, start: int, stop: int, seed: int, noise: int
-) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_rows(images: np.ndarray, labels: np.ndarray, start: int, stop: int, seed: int,
+                   noise: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Rows ``start:stop`` of the tiled set: base row ``r % N`` plus noise seeded by ``start``."""
     index = np.arange(start, stop) % images.shape[0]
     x = images[index].reshape(stop - start, -1)
@@ -151,14 +148,8 @@ def _rows_block(base: Any, seed: int, noise: int, part: int, block_info: Any = N
     return synthetic_rows(base[0], base[1], start, stop, seed, noise)[0]
 
 
-def mnist_dask(
-    n: int = 10_000,
-    *,
-    noise: int = 0,
-    seed: int = 0,
-    rows_per_chunk: int = 10_000,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> tuple[Any, Any]:
+def mnist_dask(n: int = 10_000, *, noise: int = 0, seed: int = 0, rows_per_chunk: int = 10_000,
+               data_dir: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:  # fmt: skip
     """The MNIST test set (``x, t``) tiled to ``n`` rows with seeded noise, made on the workers
     from ``data_dir`` (the same machine or a shared filesystem); by default the test set."""
     from .download import data_home
@@ -226,9 +217,8 @@ def _signals_held() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def cluster(
-    scheduler: str | None = None, workers: int | None = None, *, timeout: float = 5.0
-) -> Iterator[Any]:
+def cluster(scheduler: str | None = None, workers: int | None = None, *,
+            timeout: float = 5.0) -> Iterator[Any]:  # fmt: skip
     """A client of the dask scheduler at ``scheduler``, or of ``workers`` local processes.
 
     A scheduler without an answer within ``timeout`` seconds, or without a worker

@@ -74,16 +74,13 @@ def _grid(images: Any, captions: list[tuple[str, str]], columns: int) -> Any:
     return fig
 
 
-def digits_figure(
-    images: Any, labels: Any, predictions: Any | None = None, *, columns: int = 10
-) -> Any:
+def digits_figure(images: Any, labels: Any, predictions: Any | None = None, *,
+                  columns: int = 10) -> Any:  # fmt: skip
     """A grid of digits titled with their label; a wrong prediction in red as ``label→pred``."""
     true = to_numpy(labels).astype(int)
     pred = true if predictions is None else to_numpy(predictions).astype(int)
-    captions = [
-        (f"{t}", "black") if t == p else (f"{t}→{p}", "red")
-        for t, p in zip(true.tolist(), pred.tolist(), strict=True)
-    ]
+    pairs = zip(true.tolist(), pred.tolist(), strict=True)
+    captions = [(f"{t}", "black") if t == p else (f"{t}→{p}", "red") for t, p in pairs]
     return _grid(images, captions, columns)
 
 
@@ -92,9 +89,8 @@ def misclassified_indices(labels: Any, predictions: Any) -> np.ndarray:
     return np.flatnonzero(to_numpy(labels).astype(int) != to_numpy(predictions).astype(int))
 
 
-def misclassified_figure(
-    images: Any, labels: Any, probabilities: Any, *, limit: int = 48, columns: int = 8
-) -> Any:
+def misclassified_figure(images: Any, labels: Any, probabilities: Any, *, limit: int = 48,
+                         columns: int = 8) -> Any:  # fmt: skip
     """The first ``limit`` misclassified images, titled ``true→predicted`` and the confidence
     from the network's ``(N, 10)`` softmax ``probabilities``."""
     probs = to_numpy(probabilities)

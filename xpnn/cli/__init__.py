@@ -1,8 +1,7 @@
 """The ``xpnn`` command line (also ``python -m xpnn``; ``scripts/`` call :func:`run_script`).
 
 Every error is one line on stderr and status 2; Ctrl-C gives 130, SIGTERM 143; a reader that
-closes standard output early ends it quietly. A command is a module (or ``module:Class``)
-with ``configure(parser)`` and ``run(args) -> str`` (its standard output).
+closes standard output early ends it quietly.
 
 Examples
 --------
@@ -33,7 +32,7 @@ __all__ = ["COMMANDS", "main", "run_script"]
 
 class Command(NamedTuple):
     name: str
-    module: str
+    module: str  # a module, or module:Class, with configure(parser) and run(args) -> str
     summary: str
 
 
@@ -74,10 +73,9 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(  # no command: the usage and status 2, as argparse does
-        prog=prog,
+        prog=prog, epilog="Run 'xpnn COMMAND --help' for a command's options.",
         description="The forward pass of Deep Learning from Scratch, chapter 3, on any backend.",
-        epilog="Run 'xpnn COMMAND --help' for a command's options.",
-    )
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"xpnn {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
                                      parser_class=ArgumentParser, required=True)  # fmt: skip
@@ -102,11 +100,9 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
 
     Examples
     --------
-    >>> try:
-    ...     run_script("eval", ["--batch-size", "0"])
-    ... except SystemExit as stop:
-    ...     print(stop.code)
-    2
+    >>> run_script("eval", ["--batch-size", "0"])
+    Traceback (most recent call last):
+    SystemExit: 2
     """
     (command,) = (c for c in COMMANDS if c.name == name)
     prog = os.path.basename(sys.argv[0]) or name

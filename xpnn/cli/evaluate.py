@@ -1,17 +1,14 @@
 """Classify the MNIST test set with the book's pretrained network (or --weights), on any backend.
 
-Prints the accuracy, per-class accuracy, confusion matrix and speed (--json: as JSON). On a
-terminal, stderr shows a progress bar (tqdm), or for dask that it is computing.
+Prints accuracy, per-class accuracy, confusion matrix and speed; on a terminal, a progress bar.
 
 examples:
   xpnn eval --backend torch --dtype float64 --json
   xpnn eval --backend onnxruntime --weights model.onnx
-  xpnn eval --backend dask --workers 4
-  xpnn eval --plot figures
+  xpnn eval --backend dask --workers 4 --quiet
 
-environment: XPNN_BACKEND (for --backend), XPNN_DATA_DIR (for --data-dir; empty: not set),
-XPNN_OFFLINE=1 (never download). Errors are one line on stderr and status 2; Ctrl-C 130,
-SIGTERM 143.
+environment: XPNN_BACKEND, XPNN_DATA_DIR (empty: not set), XPNN_OFFLINE=1 (never download).
+Errors are one line on stderr and status 2; Ctrl-C 130, SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -35,14 +32,10 @@ from ._common import data_dir_option, ensure_data, output_directory, output_file
 
 __all__ = ["configure", "run"]
 
-#: The pseudo-backend that scores the exported network (or a given .onnx) in ONNX Runtime.
-ONNXRUNTIME = "onnxruntime"
-#: The backend the cluster options need: they run :mod:`xpnn.distributed` on dask arrays.
-DASK = "dask"
-#: Seconds allowed for reaching a dask scheduler, and then for it to have a worker.
-SCHEDULER_TIMEOUT = 5.0
-BATCH_SIZE = 100
-PLOTS = ("confusion_matrix.png", "misclassified.png")
+ONNXRUNTIME = "onnxruntime"  #: scores the exported network (or a given .onnx) in ONNX Runtime
+DASK = "dask"  #: the backend of the cluster options (:mod:`xpnn.distributed`)
+SCHEDULER_TIMEOUT = 5.0  #: seconds to reach a dask scheduler, and then for it to have a worker
+BATCH_SIZE, PLOTS = 100, ("confusion_matrix.png", "misclassified.png")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
