@@ -47,35 +47,31 @@ def configure(parser: argparse.ArgumentParser) -> None:
     >>> parser.parse_args(["--backend", "torch"]).batch_size
     100
     """
-    wait = f"{SCHEDULER_TIMEOUT:g} s"
+    add, wait = parser.add_argument, f"{SCHEDULER_TIMEOUT:g} s"
     # fmt: off
-    for option, kwargs in (
-        ("--backend", {"metavar": "NAME", "help": f"{', '.join(backends.BACKENDS)}, or "
-         f"{ONNXRUNTIME}: the network (or --weights model.onnx) in ONNX Runtime; ndonnx is "
-         "refused (one ONNX Runtime call per operation) (default: $XPNN_BACKEND, else numpy)"}),
-        ("--device", {"metavar": "DEVICE", "help": "cpu, cuda or cuda:N; jax also cpu:N; "
-         "array_api_strict also device1, device2 (default: the backend's)"}),
-        ("--dtype", {"default": "float32", "choices": ["float32", "float64", "float16"],
-         "help": "compute dtype (default: float32)"}),
-        ("--batch-size", {"type": positive, "default": BATCH_SIZE, "metavar": "N",
-         "help": f"images per forward pass, rows per chunk on a cluster (default: {BATCH_SIZE}, "
-         "as in the chapter)"}),
-        ("--weights", {"metavar": "FILE", "help": "a 784-...-10 network in any format "
-         "xpnn.load_weights reads (default: the book's sample_weight.pkl)"}),
-        ("--json", {"action": "store_true", "help": "print the report as JSON (default: text)"}),
-        ("--quiet", {"action": "store_true",
-         "help": "print the accuracy line only, no progress (default: the full report)"}),
-        ("--scheduler", {"metavar": "ADDRESS", "help": f"with --backend {DASK}: score on the "
-         f"dask cluster at ADDRESS (tcp://host:8786); refused after {wait} without a "
-         f"scheduler's answer, or {wait} more without a worker (default: no cluster)"}),
-        ("--workers", {"type": positive, "metavar": "N", "help": f"with --backend {DASK}: start "
-         "N single-threaded worker processes on 127.0.0.1 (default: no cluster)"}),
-        ("--plot", {"metavar": "DIR", "help": f"also write {' and '.join(PLOTS)} to DIR, "
-         "created if needed; needs xpnn[plot] (default: no figures)"}),
-    ):
-        parser.add_argument(option, **kwargs)
-    # fmt: on
+    add("--backend", metavar="NAME", help=f"{', '.join(backends.BACKENDS)}, or {ONNXRUNTIME}: "
+        "the network (or --weights model.onnx) in ONNX Runtime; ndonnx is refused (one ONNX "
+        "Runtime call per operation) (default: $XPNN_BACKEND, else numpy)")
+    add("--device", metavar="DEVICE", help="cpu, cuda or cuda:N; jax also cpu:N; "
+        "array_api_strict also device1, device2 (default: the backend's)")
+    add("--dtype", default="float32", choices=["float32", "float64", "float16"],
+        help="compute dtype (default: float32)")
+    add("--batch-size", type=positive, default=BATCH_SIZE, metavar="N", help="images per "
+        f"forward pass, rows per chunk on a cluster (default: {BATCH_SIZE}, as in the chapter)")
     data_dir_option(parser)
+    add("--weights", metavar="FILE", help="a 784-...-10 network in any format "
+        "xpnn.load_weights reads (default: the book's sample_weight.pkl)")
+    add("--json", action="store_true", help="print the report as JSON (default: text)")
+    add("--quiet", action="store_true",
+        help="print the accuracy line only, no progress (default: the full report)")
+    add("--scheduler", metavar="ADDRESS", help=f"with --backend {DASK}: score on the dask "
+        f"cluster at ADDRESS (tcp://host:8786); refused after {wait} without a scheduler's "
+        f"answer, or {wait} more without a worker (default: no cluster)")
+    add("--workers", type=positive, metavar="N", help=f"with --backend {DASK}: start N "
+        "single-threaded worker processes on 127.0.0.1 (default: no cluster)")
+    add("--plot", metavar="DIR", help=f"also write {' and '.join(PLOTS)} to DIR, created if "
+        "needed; needs xpnn[plot] (default: no figures)")
+    # fmt: on
 
 
 def run(args: argparse.Namespace) -> str:
