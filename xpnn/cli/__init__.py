@@ -39,13 +39,10 @@ class Command(NamedTuple):
 #: The subcommands, in the order ``xpnn --help`` lists them.
 COMMANDS = (
     Command("eval", "xpnn.cli.evaluate", "classify the MNIST test set and report the accuracy"),
-    Command("plot-activations", "xpnn.cli.figures:PlotActivations",
-            "draw the chapter's activation functions (sigmoid, step, ReLU) to an image file"),
-    Command("show-mnist", "xpnn.cli.figures:ShowMnist",
-            "draw MNIST test digits with their labels and the network's predictions"),
-    Command("export-onnx", "xpnn.cli.export_onnx",
-            "export the network to an ONNX model traced through xpnn's own forward pass"),
-)  # fmt: skip
+    Command("plot-activations", "xpnn.cli.figures:PlotActivations", "draw sigmoid, step, ReLU"),
+    Command("show-mnist", "xpnn.cli.figures:ShowMnist", "draw test digits and the predictions"),
+    Command("export-onnx", "xpnn.cli.export_onnx", "export the network to an ONNX model"),
+)
 
 
 class ArgumentParser(argparse.ArgumentParser):
