@@ -1,11 +1,9 @@
 """Scoring dask arrays chunk by chunk, on a dask.distributed cluster or dask's local scheduler.
 
-Each chunk of rows is classified by its own library (NumPy, or CuPy for a dask
-array of CuPy chunks, on the GPU it lives on) with a network rebuilt once per
-worker from host weights that travel in the graph as one key. Predictions are
-reduced to a confusion matrix on the workers: no process holds the input. On
-GPUs run one worker per GPU (dask-cuda's ``LocalCUDACluster``). Needs the
-``dask`` extra.
+Each chunk is classified by its own library (NumPy, or CuPy on the GPU it lives on) with a
+network rebuilt once per worker from host weights that travel in the graph as one key; the
+confusion matrix is reduced on the workers, so no process holds the input. On GPUs run one
+worker per GPU (dask-cuda's ``LocalCUDACluster``). Needs the ``dask`` extra.
 """
 
 from __future__ import annotations
@@ -52,8 +50,8 @@ class BlockClassifier:
 
     def __init__(self, network: Network) -> None:
         self.params = network.host_params()  # the copies the network holds, not from a device
-        self.options: dict[str, Any] = {"hidden": network.hidden, "output": network.output}
-        self.options.update(dtype=network.dtype_name, input_scale=network.input_scale)
+        self.options: dict[str, Any] = dict(hidden=network.hidden, output=network.output,
+            dtype=network.dtype_name, input_scale=network.input_scale)  # fmt: skip
         self._networks: dict[tuple[str, str], Network] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -66,9 +64,8 @@ class BlockClassifier:
         device = array_api_compat.device(block)
         key = (backend_of(block), str(device))
         if key not in self._networks:  # once per library and device on each worker
-            self._networks[key] = Network(
-                self.params, backend=key[0], device=device, **self.options
-            )
+            self._networks[key] = Network(self.params, backend=key[0], device=device,
+                                          **self.options)  # fmt: skip
         return self._networks[key].classify(block)
 
 
@@ -76,9 +73,8 @@ def _classify_block(block: Any, classifier: BlockClassifier) -> Any:
     return classifier(block)
 
 
-def classify(
-    network: Network, x: Any, *, rows_per_chunk: int | None = None, classes: int | None = None
-) -> Any:
+def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None,
+             classes: int | None = None) -> Any:  # fmt: skip
     """The lazy ``(n,)`` labels of a dask array ``(n, d)``; ``classes`` refuses another
     number of outputs up front, ``rows_per_chunk`` rechunks the batch axis.
 
@@ -92,20 +88,17 @@ def classify(
     rows = None if rows_per_chunk is None else positive_int(rows_per_chunk, "rows_per_chunk")
     outputs = network.layer_sizes[-1]
     if classes is not None and outputs != positive_int(classes, "classes"):
-        raise ValueError(
-            f"the network has {outputs} outputs but the labels have {classes} classes; "
-            f"a {classes}-class scorer needs a network with {classes} outputs"
-        )
+        raise ValueError(f"the network has {outputs} outputs but the labels have {classes} "
+                         f"classes; a {classes}-class scorer needs a network with {classes} "
+                         "outputs")  # fmt: skip
     if not isinstance(x, _dask().Array):
         raise TypeError(f"classify() needs a dask array, got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != network.input_size:
-        raise ValueError(
-            f"network expects dask inputs of shape (n, {network.input_size}); got {x.shape}"
-        )
+        raise ValueError(f"network expects dask inputs of shape (n, {network.input_size}); "
+                         f"got {x.shape}")  # fmt: skip
     x = x.rechunk({0: rows, 1: -1} if rows else {1: -1})
     classifier = _dask("dask").delayed(BlockClassifier(network), pure=True)  # one key
-    meta_xp = array_api_compat.array_namespace(x._meta)
-    meta = meta_xp.empty((0,), dtype=meta_xp.int64)
+    meta = (xp := array_api_compat.array_namespace(x._meta)).empty((0,), dtype=xp.int64)
     return x.map_blocks(_classify_block, classifier, dtype=np.int64, drop_axis=1, meta=meta)
 
 
@@ -128,10 +121,8 @@ def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
     """
     k = positive_int(classes, "classes")
     if predictions.ndim != 1 or predictions.shape != labels.shape:
-        raise ValueError(
-            f"predictions and labels must be 1-D of one length, got {predictions.shape} "
-            f"and {labels.shape}"
-        )
+        raise ValueError("predictions and labels must be 1-D of one length, got "
+                         f"{predictions.shape} and {labels.shape}")  # fmt: skip
     counts = _dask().map_blocks(
         _block_counts, predictions, labels.rechunk(predictions.chunks), k, new_axis=(1, 2),
         chunks=((1,) * predictions.numblocks[0], (k,), (k,)), meta=np.empty((0, 0, 0), np.int64),
@@ -139,9 +130,8 @@ def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
     return counts.sum(axis=0)
 
 
-def synthetic_rows(
-    images: np.ndarray, labels: np.ndarray, start: int, stop: int, seed: int, noise: int
-) -> tuple[np.ndarray, np.ndarray]:
+def synthetic_rows(images: np.ndarray, labels: np.ndarray, start: int, stop: int, seed: int,
+                   noise: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Rows ``start:stop`` of the tiled set: base row ``r % N`` plus noise seeded by ``start``."""
     index = np.arange(start, stop) % images.shape[0]
     x = images[index].reshape(stop - start, -1)
@@ -151,12 +141,6 @@ def synthetic_rows(
     return x, labels[index]
 
 
-def _load_base(data_dir: str) -> Any:
-    from .mnist import load_mnist_split
-
-    return load_mnist_split("test", normalize=False, data_dir=data_dir, backend="numpy")
-
-
 def _rows_block(base: Any, seed: int, noise: int, part: int, block_info: Any = None) -> Any:
     start, stop = block_info[None]["array-location"][0]
     if part == 1:  # labels need no images: skip making the noisy pixels
@@ -164,17 +148,12 @@ def _rows_block(base: Any, seed: int, noise: int, part: int, block_info: Any = N
     return synthetic_rows(base[0], base[1], start, stop, seed, noise)[0]
 
 
-def mnist_dask(
-    n: int = 10_000,
-    *,
-    noise: int = 0,
-    seed: int = 0,
-    rows_per_chunk: int = 10_000,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> tuple[Any, Any]:
+def mnist_dask(n: int = 10_000, *, noise: int = 0, seed: int = 0, rows_per_chunk: int = 10_000,
+               data_dir: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:  # fmt: skip
     """The MNIST test set (``x, t``) tiled to ``n`` rows with seeded noise, made on the workers
     from ``data_dir`` (the same machine or a shared filesystem); by default the test set."""
     from .download import data_home
+    from .mnist import load_mnist_split
 
     n, rows = positive_int(n, "n"), positive_int(rows_per_chunk, "rows_per_chunk")
     if isinstance(noise, bool) or not isinstance(noise, numbers.Integral) or not 0 <= noise <= 255:
@@ -182,7 +161,8 @@ def mnist_dask(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     chunks = (rows,) * (n // rows) + ((n % rows,) if n % rows else ())
-    base = _dask("dask").delayed(_load_base, pure=True)(str(data_home(data_dir)))  # once each
+    load = _dask("dask").delayed(load_mnist_split, pure=True)  # once per worker
+    base = load("test", normalize=False, data_dir=str(data_home(data_dir)), backend="numpy")
     return tuple(
         _dask().map_blocks(
             _rows_block, base, int(seed), int(noise), part, chunks=shape, dtype=np.uint8,
@@ -193,8 +173,8 @@ def mnist_dask(
 
 
 def _reach(dist: Any, address: str, timeout: float) -> None:
-    """Connect a client to ``address`` and close it, all within ``timeout`` seconds (its own
-    ``timeout`` misses a peer that accepts and then says nothing); in a thread of its own."""
+    """Connect a client to ``address`` and close it within ``timeout`` seconds, in a thread
+    (the client's own ``timeout`` misses a peer that accepts and then says nothing)."""
 
     async def attempt() -> None:
         client = dist.Client(address, asynchronous=True, timeout=timeout)
@@ -219,8 +199,8 @@ def _reach(dist: Any, address: str, timeout: float) -> None:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """In the block, Ctrl-C is ignored and SIGTERM waits (main thread only): workers started
-    here inherit the ignored Ctrl-C, and no cluster is left half started or half closed."""
+    """In the block (main thread only), Ctrl-C is ignored, as by the workers started there,
+    and SIGTERM waits: no cluster is left half started or half closed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -237,14 +217,13 @@ def _signals_held() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def cluster(
-    scheduler: str | None = None, workers: int | None = None, *, timeout: float = 5.0
-) -> Iterator[Any]:
+def cluster(scheduler: str | None = None, workers: int | None = None, *,
+            timeout: float = 5.0) -> Iterator[Any]:  # fmt: skip
     """A client of the dask scheduler at ``scheduler``, or of ``workers`` local processes.
 
-    A scheduler that does not answer within ``timeout`` seconds, or has no
-    worker ``timeout`` seconds later, is a :class:`BackendError`. Local
-    workers are single-threaded, on 127.0.0.1, and closed at the end.
+    A scheduler without an answer within ``timeout`` seconds, or without a worker
+    ``timeout`` seconds later, is a :class:`BackendError`. Local workers are
+    single-threaded, on 127.0.0.1, and closed at the end.
 
     Examples
     --------
@@ -263,10 +242,9 @@ def cluster(
             try:
                 client.wait_for_workers(1, timeout=timeout)
             except TimeoutError:
-                raise BackendError(
-                    f"the dask scheduler at {scheduler!r} has no worker (none joined within "
-                    f"{timeout:g} s); start one with: dask worker {scheduler}"
-                ) from None
+                raise BackendError(f"the dask scheduler at {scheduler!r} has no worker (none "
+                    f"joined within {timeout:g} s); start one with: dask worker {scheduler}"
+                ) from None  # fmt: skip
             yield client
         return
     with _signals_held():  # Ctrl-C while the workers start is not seen

@@ -1,8 +1,7 @@
-"""The chapter's figures and views of what the network gets right and wrong (matplotlib).
+"""The chapter's figures and what the network gets right and wrong (the ``plot`` extra).
 
-Needs the ``plot`` extra; ``import xpnn`` never imports matplotlib. Arrays of any backend
-are moved with :func:`xpnn.to_numpy` at this edge. Each function returns a pyplot-free
-:class:`matplotlib.figure.Figure`, ready for ``fig.savefig(path)``.
+Arrays of any backend are moved with :func:`xpnn.to_numpy` at this edge; each function returns
+a pyplot-free :class:`matplotlib.figure.Figure` for ``fig.savefig(path)``.
 """
 
 from __future__ import annotations
@@ -15,13 +14,8 @@ import numpy as np
 from .activations import relu, sigmoid, step_function
 from .backends import device_scope, namespace, to_numpy
 
-__all__ = [
-    "activation_figure",
-    "confusion_matrix_figure",
-    "digits_figure",
-    "misclassified_figure",
-    "misclassified_indices",
-]
+__all__ = ["activation_figure", "confusion_matrix_figure", "digits_figure",
+           "misclassified_figure", "misclassified_indices"]  # fmt: skip
 
 #: Inches per digit in a grid, and the caption size in points: legible at 80 dpi.
 _CELL, _CAPTION = 1.5, 11
@@ -36,8 +30,7 @@ def _figure(**kwargs: Any) -> Any:
 
 
 def activation_figure(backend: str | None = None, device: Any = None) -> Any:
-    """Sigmoid and step (dashed), and ReLU, over x in [-5, 5) by 0.1, as in the chapter;
-    computed by xpnn on the chosen backend and device.
+    """Sigmoid and step (dashed), and ReLU, over [-5, 5) by 0.1, computed by xpnn on a backend.
 
     Examples
     --------
@@ -49,19 +42,15 @@ def activation_figure(backend: str | None = None, device: Any = None) -> Any:
     x = xp.asarray((np.arange(-50, 50) / 10).astype(np.float32), device=dev)  # -5.0 to 4.9
     with device_scope(x):  # CuPy computes on its current device
         ys = [to_numpy(f(x)) for f in (sigmoid, step_function, relu)]
-    xs = to_numpy(x)
-    fig = _figure(figsize=(9, 3.6))
+    xs, fig = to_numpy(x), _figure(figsize=(9, 3.6))
     left, right = fig.subplots(1, 2)
     left.plot(xs, ys[0], label="sigmoid")
     left.plot(xs, ys[1], "k--", label="step function")
-    left.set_ylim(-0.1, 1.1)
-    left.set_title("sigmoid and step function")
     right.plot(xs, ys[2], color="tab:green", label="ReLU")
-    right.set_ylim(-1.0, 5.5)
-    right.set_title("ReLU")
-    for ax in (left, right):
+    for ax, title, ylim in ((left, "sigmoid and step function", (-0.1, 1.1)),
+                            (right, "ReLU", (-1.0, 5.5))):  # fmt: skip
+        ax.set(title=title, ylim=ylim, xlabel="x")
         ax.legend(loc="upper left")
-        ax.set_xlabel("x")
         ax.grid(alpha=0.3)
     return fig
 
@@ -73,29 +62,25 @@ def _grid(images: Any, captions: list[tuple[str, str]], columns: int) -> Any:
         raise ValueError(
             f"images must be (N, 784), (N, 28, 28) or (N, 1, 28, 28); got {host.shape}"
         )
-    pixels = host.reshape(-1, 28, 28)
     columns = max(1, min(columns, len(captions)))
     rows = max(1, math.ceil(len(captions) / columns))
     fig = _figure(figsize=(_CELL * columns, (_CELL + 0.3) * rows))
     axes = np.asarray(fig.subplots(rows, columns, squeeze=False)).ravel()
     for ax in axes:
         ax.set_axis_off()
-    for ax, image, (text, color) in zip(axes, pixels, captions, strict=False):
+    for ax, image, (text, color) in zip(axes, host.reshape(-1, 28, 28), captions, strict=False):
         ax.imshow(image, cmap="gray_r")
         ax.set_title(text, fontsize=_CAPTION, color=color)
     return fig
 
 
-def digits_figure(
-    images: Any, labels: Any, predictions: Any | None = None, *, columns: int = 10
-) -> Any:
+def digits_figure(images: Any, labels: Any, predictions: Any | None = None, *,
+                  columns: int = 10) -> Any:  # fmt: skip
     """A grid of digits titled with their label; a wrong prediction in red as ``label→pred``."""
     true = to_numpy(labels).astype(int)
     pred = true if predictions is None else to_numpy(predictions).astype(int)
-    captions = [
-        (f"{t}", "black") if t == p else (f"{t}→{p}", "red")
-        for t, p in zip(true.tolist(), pred.tolist(), strict=True)
-    ]
+    pairs = zip(true.tolist(), pred.tolist(), strict=True)
+    captions = [(f"{t}", "black") if t == p else (f"{t}→{p}", "red") for t, p in pairs]
     return _grid(images, captions, columns)
 
 
@@ -104,24 +89,18 @@ def misclassified_indices(labels: Any, predictions: Any) -> np.ndarray:
     return np.flatnonzero(to_numpy(labels).astype(int) != to_numpy(predictions).astype(int))
 
 
-def misclassified_figure(
-    images: Any, labels: Any, probabilities: Any, *, limit: int = 48, columns: int = 8
-) -> Any:
-    """The first ``limit`` misclassified images, titled ``true→predicted`` and the confidence.
-
-    ``probabilities`` are the network's ``(N, 10)`` softmax outputs.
-    """
+def misclassified_figure(images: Any, labels: Any, probabilities: Any, *, limit: int = 48,
+                         columns: int = 8) -> Any:  # fmt: skip
+    """The first ``limit`` misclassified images, titled ``true→predicted`` and the confidence
+    from the network's ``(N, 10)`` softmax ``probabilities``."""
     probs = to_numpy(probabilities)
     true, pred = to_numpy(labels).astype(int), probs.argmax(axis=1)
-    wrong = misclassified_indices(true, pred)
-    shown = wrong[:limit]
+    shown = (wrong := misclassified_indices(true, pred))[:limit]
     captions = [(f"{true[i]}→{pred[i]} {probs[i, pred[i]]:.0%}", "red") for i in shown]
     host = to_numpy(images)
     fig = _grid(host[shown] if len(shown) else host[:1], captions or [("", "black")], columns)
-    fig.suptitle(
-        f"{len(wrong)} misclassified of {len(true)} (first {len(shown)} shown)",
-        fontsize=_CAPTION + 2,
-    )
+    title = f"{len(wrong)} misclassified of {len(true)} (first {len(shown)} shown)"
+    fig.suptitle(title, fontsize=_CAPTION + 2)
     return fig
 
 
@@ -131,16 +110,13 @@ def confusion_matrix_figure(matrix: Any) -> Any:
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"a confusion matrix must be square, got shape {counts.shape}")
     shade = np.log1p(counts)
-    fig = _figure(figsize=(6.4, 5.6))
-    ax = fig.subplots()
+    ax = (fig := _figure(figsize=(6.4, 5.6))).subplots()
     image = ax.imshow(shade, cmap="Blues")
     for (i, j), count in np.ndenumerate(counts):
         color = "white" if shade[i, j] > shade.max() / 2 else "black"
         ax.text(j, i, str(int(count)), ha="center", va="center", fontsize=8, color=color)
-    ax.set_xticks(range(len(counts)))
-    ax.set_yticks(range(len(counts)))
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix: {int(np.trace(counts))}/{int(counts.sum())} correct")
+    title = f"confusion matrix: {int(np.trace(counts))}/{int(counts.sum())} correct"
+    ticks = range(len(counts))
+    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title=title)
     fig.colorbar(image, ax=ax, label="log(1 + count)")
     return fig

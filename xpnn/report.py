@@ -1,7 +1,4 @@
-"""Scoring a classifier's predictions: accuracy, per-class accuracy, confusion matrix.
-
-Host NumPy arrays only: reports are an edge of the library, after :func:`xpnn.to_numpy`.
-"""
+"""Scoring predictions on the host (after :func:`xpnn.to_numpy`): accuracy, per class, confusion."""
 
 from __future__ import annotations
 
@@ -24,27 +21,20 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int =
     array([[1, 0],
            [1, 1]])
     """
-    labels = np.asarray(labels).astype(np.int64)
-    predictions = np.asarray(predictions).astype(np.int64)
+    labels, predictions = (np.asarray(a).astype(np.int64) for a in (labels, predictions))
     if labels.shape != predictions.shape or labels.ndim != 1:
-        raise ValueError(
-            f"labels and predictions must be 1-D of one length, got {labels.shape} "
-            f"and {predictions.shape}"
-        )
+        raise ValueError("labels and predictions must be 1-D of one length, got "
+                         f"{labels.shape} and {predictions.shape}")  # fmt: skip
     for name, values in (("label", labels), ("prediction", predictions)):
-        outside = values[(values < 0) | (values >= classes)]
-        if outside.size:
-            raise ValueError(
-                f"{name}s must lie in 0..{classes - 1}, got {outside.size} outside "
-                f"(e.g. {int(outside[0])}); they are never counted"
-            )
+        if (outside := values[(values < 0) | (values >= classes)]).size:
+            raise ValueError(f"{name}s must lie in 0..{classes - 1}, got {outside.size} outside "
+                             f"(e.g. {int(outside[0])}); they are never counted")  # fmt: skip
     flat = np.bincount(labels * classes + predictions, minlength=classes * classes)
     return flat.reshape(classes, classes)
 
 
 def score(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> dict[str, Any]:
-    """Score predictions against labels: ``n``, ``correct``, ``accuracy``,
-    ``per_class_accuracy`` and ``confusion_matrix`` (JSON-ready).
+    """``n``, ``correct``, ``accuracy``, ``per_class_accuracy``, ``confusion_matrix`` (JSON-ready).
 
     Examples
     --------
@@ -61,19 +51,13 @@ def score_matrix(matrix: np.ndarray) -> dict[str, Any]:
     totals, diagonal = matrix.sum(axis=1).tolist(), np.diagonal(matrix).tolist()
     n, correct = int(matrix.sum()), int(sum(diagonal))
     per_class = [c / t if t else float("nan") for c, t in zip(diagonal, totals, strict=True)]
-    return {
-        "n": n,
-        "correct": correct,
-        "accuracy": correct / n if n else float("nan"),
-        "per_class_accuracy": per_class,
-        "confusion_matrix": matrix.tolist(),
-    }
+    accuracy = correct / n if n else float("nan")
+    return dict(n=n, correct=correct, accuracy=accuracy, per_class_accuracy=per_class,
+                confusion_matrix=matrix.tolist())  # fmt: skip
 
 
 def format_report(report: Mapping[str, Any], quiet: bool = False) -> str:
-    """The text form of an evaluation report (the dict that ``xpnn eval --json`` prints).
-
-    ``quiet`` gives the accuracy line only (``accuracy``, ``correct`` and ``n``).
+    """The text of an evaluation report (``xpnn eval --json``'s dict); ``quiet``: one line.
 
     Examples
     --------
@@ -83,22 +67,15 @@ def format_report(report: Mapping[str, Any], quiet: bool = False) -> str:
     line = f"accuracy: {report['accuracy']:.4f} ({report['correct']}/{report['n']})"
     if quiet:
         return line
-    per_class = report["per_class_accuracy"]
-    return "\n".join(
-        [
-            f"backend: {report['backend']}  device: {report['device']}  "
-            f"dtype: {report['dtype']}  batch size: {report['batch_size']}",
-            line,
-            "per-class accuracy:",
-            *(f"  {digit}: {acc:.4f}" for digit, acc in enumerate(per_class)),
-            "confusion matrix (rows: true digit, columns: predicted digit):",
-            "      " + "".join(f"{d:>6}" for d in range(len(per_class))),
-            *(
-                f"  {digit:>2}  " + "".join(f"{c:>6}" for c in row)
-                for digit, row in enumerate(report["confusion_matrix"])
-            ),
-            f"speed: {report['images_per_second']:,.0f} images/s "
-            f"(forward {report['forward_seconds'] * 1e3:.1f} ms), "
-            f"wall time {report['wall_seconds']:.2f} s",
-        ]
-    )
+    r, per_class = report, report["per_class_accuracy"]
+    return "\n".join([
+        f"backend: {r['backend']}  device: {r['device']}  dtype: {r['dtype']}  "
+        f"batch size: {r['batch_size']}", line, "per-class accuracy:",
+        *(f"  {digit}: {acc:.4f}" for digit, acc in enumerate(per_class)),
+        "confusion matrix (rows: true digit, columns: predicted digit):",
+        "      " + "".join(f"{d:>6}" for d in range(len(per_class))),
+        *(f"  {d:>2}  " + "".join(f"{c:>6}" for c in row)
+          for d, row in enumerate(r["confusion_matrix"])),
+        f"speed: {r['images_per_second']:,.0f} images/s (forward "
+        f"{r['forward_seconds'] * 1e3:.1f} ms), wall time {r['wall_seconds']:.2f} s",
+    ])  # fmt: skip

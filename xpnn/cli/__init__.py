@@ -1,9 +1,7 @@
-"""The ``xpnn`` command line: ``eval``, ``plot-activations``, ``show-mnist``, ``export-onnx``.
+"""The ``xpnn`` command line (also ``python -m xpnn``; ``scripts/`` call :func:`run_script`).
 
-Also ``python -m xpnn``; ``scripts/`` call :func:`run_script`. Every error is one line on
-stderr and status 2; Ctrl-C gives 130, SIGTERM 143 (what was being written stays as it was);
-a reader that closes standard output early ends it quietly. A command is a module here with
-``configure(parser)`` and ``run(args) -> str`` (its standard output).
+Every error is one line on stderr and status 2; Ctrl-C gives 130, SIGTERM 143; a reader that
+closes standard output early ends it quietly.
 
 Examples
 --------
@@ -18,6 +16,7 @@ import argparse
 import contextlib
 import errno
 import importlib
+import inspect
 import os
 import signal
 import sys
@@ -33,20 +32,17 @@ __all__ = ["COMMANDS", "main", "run_script"]
 
 class Command(NamedTuple):
     name: str
-    module: str
+    module: str  # a module, or module:Class, with configure(parser) and run(args) -> str
     summary: str
 
 
 #: The subcommands, in the order ``xpnn --help`` lists them.
 COMMANDS = (
     Command("eval", "xpnn.cli.evaluate", "classify the MNIST test set and report the accuracy"),
-    Command("plot-activations", "xpnn.cli.plot_activations",
-            "draw the chapter's activation functions (sigmoid, step, ReLU) to an image file"),
-    Command("show-mnist", "xpnn.cli.show_mnist",
-            "draw MNIST test digits with their labels and the network's predictions"),
-    Command("export-onnx", "xpnn.cli.export_onnx",
-            "export the network to an ONNX model traced through xpnn's own forward pass"),
-)  # fmt: skip
+    Command("plot-activations", "xpnn.cli.figures:PlotActivations", "draw sigmoid, step, ReLU"),
+    Command("show-mnist", "xpnn.cli.figures:ShowMnist", "draw test digits and the predictions"),
+    Command("export-onnx", "xpnn.cli.export_onnx", "export the network to an ONNX model"),
+)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -57,15 +53,16 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def _configured(command: Command, parser_of: Callable[..., Any]) -> argparse.ArgumentParser:
-    """``parser_of(...)`` with the command's options; the module docstring's first paragraph
-    describes it, the rest follows the options."""
-    module = importlib.import_module(command.module)
-    first, _, rest = (module.__doc__ or "").strip().partition("\n\n")
+    """``parser_of(...)`` with the command's options; its docstring is the help text."""
+    module, _, name = command.module.partition(":")
+    target = importlib.import_module(module)
+    target = getattr(target, name) if name else target
+    first, _, rest = (inspect.getdoc(target) or "").partition("\n\n")
     parser: argparse.ArgumentParser = parser_of(
         description=first, epilog=rest or None, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    module.configure(parser)
-    parser.set_defaults(run=module.run)
+    target.configure(parser)
+    parser.set_defaults(run=target.run)
     return parser
 
 
@@ -73,15 +70,12 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     from .. import __version__
 
     parser = argparse.ArgumentParser(  # no command: the usage and status 2, as argparse does
-        prog=prog,
+        prog=prog, epilog="Run 'xpnn COMMAND --help' for a command's options.",
         description="The forward pass of Deep Learning from Scratch, chapter 3, on any backend.",
-        epilog="Run 'xpnn COMMAND --help' for a command's options.",
-    )
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"xpnn {__version__}")
-    commands = parser.add_subparsers(
-        dest="command", metavar="COMMAND", title="commands", parser_class=ArgumentParser
-    )
-    commands.required = True
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
+                                     parser_class=ArgumentParser, required=True)  # fmt: skip
     for command in COMMANDS:
         _configured(command, partial(commands.add_parser, command.name, help=command.summary))
     return parser
@@ -103,11 +97,9 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
 
     Examples
     --------
-    >>> try:
-    ...     run_script("eval", ["--batch-size", "0"])
-    ... except SystemExit as stop:
-    ...     print(stop.code)
-    2
+    >>> run_script("eval", ["--batch-size", "0"])
+    Traceback (most recent call last):
+    SystemExit: 2
     """
     (command,) = (c for c in COMMANDS if c.name == name)
     prog = os.path.basename(sys.argv[0]) or name
@@ -116,7 +108,7 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
 
 
 class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that every ``finally`` and cleanup runs."""
+    """SIGTERM, raised in the main thread so that every cleanup runs."""
 
 
 def _terminate(signum: int, frame: Any) -> NoReturn:
@@ -131,8 +123,7 @@ def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str])
         return _written(stop.code if isinstance(stop.code, int) else 0, None, "")
     except OSError:  # --help into a closed pipe
         return _written(2, None, "")
-    prog = name(args)
-    main_thread = threading.current_thread() is threading.main_thread()
+    prog, main_thread = name(args), threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
@@ -144,9 +135,9 @@ def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str])
         if main_thread:  # on the way out, a second signal must not cut the cleanup short
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        terminated = isinstance(stop, _Terminated)
-        _say(f"{prog}: {'terminated' if terminated else 'interrupted'}")
-        return 143 if terminated else 130
+        term = isinstance(stop, _Terminated)
+        _say(f"{prog}: {'terminated' if term else 'interrupted'}")
+        return 143 if term else 130
     finally:
         sys.unraisablehook = hook
         if main_thread and signal.getsignal(signal.SIGTERM) is _terminate:
@@ -154,8 +145,7 @@ def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str])
     return _written(0, prog, text)
 
 
-def _unraisable(info: Any) -> None:
-    """A Ctrl-C that lands in a finaliser or a gc callback is no traceback to show."""
+def _unraisable(info: Any) -> None:  # a Ctrl-C in a finaliser is no traceback to show
     if not isinstance(info.exc_value, KeyboardInterrupt):
         sys.__unraisablehook__(info)
 

@@ -1,24 +1,14 @@
 """Classify the MNIST test set with the book's pretrained network (or --weights), on any backend.
 
-Prints the accuracy, per-class accuracy, confusion matrix and speed (--json: as JSON).
-On a terminal, stderr shows a progress bar (tqdm); a dask computation (--backend dask,
---workers, --scheduler) has no batches to count, and says that it is computing instead.
+Prints accuracy, per-class accuracy, confusion matrix and speed; on a terminal, a progress bar.
 
 examples:
-  xpnn eval
-  xpnn eval --weights model.onnx --backend torch
+  xpnn eval --backend torch --dtype float64 --json
   xpnn eval --backend onnxruntime --weights model.onnx
-  XPNN_BACKEND=torch xpnn eval --device cpu --dtype float64 --batch-size 1000 --json
-  xpnn eval --backend dask --workers 4
-  xpnn eval --plot figures
+  xpnn eval --backend dask --workers 4 --quiet
 
-environment:
-  XPNN_BACKEND    backend when --backend is not given (default numpy)
-  XPNN_DATA_DIR   data directory when --data-dir is not given (empty: not set)
-  XPNN_OFFLINE=1  never download; missing files are an error naming them all
-
-Errors print one line on stderr and exit with status 2; Ctrl-C exits with 130,
-SIGTERM with 143.
+environment: XPNN_BACKEND, XPNN_DATA_DIR (empty: not set), XPNN_OFFLINE=1 (never download).
+Errors are one line on stderr and status 2; Ctrl-C 130, SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -31,6 +21,7 @@ import logging
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +32,10 @@ from ._common import data_dir_option, ensure_data, output_directory, output_file
 
 __all__ = ["configure", "run"]
 
-#: The pseudo-backend that scores the exported network (or a given .onnx) in ONNX Runtime.
-ONNXRUNTIME = "onnxruntime"
-#: The backend the cluster options need: they run :mod:`xpnn.distributed` on dask arrays.
-DASK = "dask"
-#: Seconds allowed for reaching a dask scheduler, and then for it to have a worker.
-SCHEDULER_TIMEOUT = 5.0
-BATCH_SIZE = 100
-PLOTS = ("confusion_matrix.png", "misclassified.png")
+ONNXRUNTIME = "onnxruntime"  #: scores the exported network (or a given .onnx) in ONNX Runtime
+DASK = "dask"  #: the backend of the cluster options (:mod:`xpnn.distributed`)
+SCHEDULER_TIMEOUT = 5.0  #: seconds to reach a dask scheduler, and then for it to have a worker
+BATCH_SIZE, PLOTS = 100, ("confusion_matrix.png", "misclassified.png")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -56,43 +43,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     Examples
     --------
-    >>> parser = argparse.ArgumentParser()
-    >>> configure(parser)
-    >>> args = parser.parse_args(["--backend", "torch"])
-    >>> args.backend, args.dtype, args.batch_size
-    ('torch', 'float32', 100)
+    >>> configure(parser := argparse.ArgumentParser())
+    >>> parser.parse_args(["--backend", "torch"]).batch_size
+    100
     """
-    add = parser.add_argument
+    add, wait = parser.add_argument, f"{SCHEDULER_TIMEOUT:g} s"
     # fmt: off
-    add("--backend", metavar="NAME",
-        help=f"{', '.join(backends.BACKENDS)}, or {ONNXRUNTIME}: the network (or --weights "
-        "model.onnx as it is) in ONNX Runtime; ndonnx is refused, as it makes one ONNX Runtime "
-        "call per operation (default: $XPNN_BACKEND, else numpy)")
-    add("--device", metavar="DEVICE",
-        help="cpu, cuda or cuda:N; jax also cpu:N; array_api_strict also device1, device2 "
-        "(default: the backend's default device: cpu, or cuda:0 for cupy)")
+    add("--backend", metavar="NAME", help=f"{', '.join(backends.BACKENDS)}, or {ONNXRUNTIME}: "
+        "the network (or --weights model.onnx) in ONNX Runtime; ndonnx is refused (one ONNX "
+        "Runtime call per operation) (default: $XPNN_BACKEND, else numpy)")
+    add("--device", metavar="DEVICE", help="cpu, cuda or cuda:N; jax also cpu:N; "
+        "array_api_strict also device1, device2 (default: the backend's)")
     add("--dtype", default="float32", choices=["float32", "float64", "float16"],
         help="compute dtype (default: float32)")
-    add("--batch-size", type=positive, default=BATCH_SIZE, metavar="N",
-        help=f"images per forward pass, rows per chunk on a cluster (default: {BATCH_SIZE}, "
-        "as in the chapter)")
+    add("--batch-size", type=positive, default=BATCH_SIZE, metavar="N", help="images per "
+        f"forward pass, rows per chunk on a cluster (default: {BATCH_SIZE}, as in the chapter)")
     data_dir_option(parser)
-    add("--weights", metavar="FILE",
-        help="a 784-...-10 network in any format xpnn.load_weights reads (.safetensors, .npz, "
-        ".pkl, .onnx), on any backend (default: the book's sample_weight.pkl)")
+    add("--weights", metavar="FILE", help="a 784-...-10 network in any format "
+        "xpnn.load_weights reads (default: the book's sample_weight.pkl)")
     add("--json", action="store_true", help="print the report as JSON (default: text)")
     add("--quiet", action="store_true",
         help="print the accuracy line only, no progress (default: the full report)")
-    add("--scheduler", metavar="ADDRESS",
-        help=f"with --backend {DASK}: score on the dask cluster at ADDRESS (tcp://host:8786); "
-        f"refused after {SCHEDULER_TIMEOUT:g} s without a scheduler's answer, or "
-        f"{SCHEDULER_TIMEOUT:g} s more without a worker (default: no cluster)")
-    add("--workers", type=positive, metavar="N",
-        help=f"with --backend {DASK}: start N single-threaded worker processes on 127.0.0.1, "
-        "stopped at the end (default: no cluster)")
-    add("--plot", metavar="DIR",
-        help=f"also write {' and '.join(PLOTS)} to DIR, created if needed and checked before "
-        "the run; needs xpnn[plot] (default: no figures)")
+    add("--scheduler", metavar="ADDRESS", help=f"with --backend {DASK}: score on the dask "
+        f"cluster at ADDRESS (tcp://host:8786); refused after {wait} without a scheduler's "
+        f"answer, or {wait} more without a worker (default: no cluster)")
+    add("--workers", type=positive, metavar="N", help=f"with --backend {DASK}: start N "
+        "single-threaded worker processes on 127.0.0.1 (default: no cluster)")
+    add("--plot", metavar="DIR", help=f"also write {' and '.join(PLOTS)} to DIR, created if "
+        "needed; needs xpnn[plot] (default: no figures)")
     # fmt: on
 
 
@@ -106,10 +84,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Check the options, load, classify and score; return the report as a dict."""
     started = time.perf_counter()
     name = args.backend if args.backend is not None else os.environ.get("XPNN_BACKEND", "")
-    backend = ONNXRUNTIME if name.strip().lower() == ONNXRUNTIME else None
-    backend = backend or backends.backend_name(args.backend)
+    ort = name.strip().lower() == ONNXRUNTIME
+    backend = ONNXRUNTIME if ort else backends.backend_name(args.backend)
     on_cluster = args.scheduler is not None or args.workers is not None
-    if backend == ONNXRUNTIME and (on_cluster or args.plot is not None):
+    if ort and (on_cluster or args.plot is not None):
         raise XpnnError(f"--scheduler, --workers and --plot are not available with {ONNXRUNTIME}")
     if args.scheduler is not None and args.workers is not None:
         raise XpnnError("give --scheduler or --workers, not both")
@@ -123,53 +101,48 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             directory = stack.enter_context(output_directory(args.plot, "--plot"))
             plots = [output_file(directory / name, "--plot", image=True) for name in PLOTS]
         ensure_data(args.data_dir, book_weights=args.weights is None)
-        if backend == ONNXRUNTIME:
+        if ort:
             result = _onnxruntime(args)
-        elif on_cluster:
-            result = _on_cluster(args)
         else:
-            result = _locally(args, backend, plots)
+            result = _on_cluster(args) if on_cluster else _locally(args, backend, plots)
     report = {"backend": backend, "dtype": args.dtype, "batch_size": args.batch_size, **result}
     report["images_per_second"] = report["n"] / max(report["forward_seconds"], 1e-9)
     return {**report, "wall_seconds": time.perf_counter() - started}
 
 
 def _network(args: argparse.Namespace, backend: str, device: Any) -> Any:
-    """The network to score, taking raw uint8 pixels (the /255 is folded into W1)."""
+    """The network to score, taking raw pixels (the /255 folded into W1)."""
     from ..weights import load_weights, pretrained_network
 
     options = {"backend": backend, "device": device, "dtype": args.dtype}
     if args.weights is None:
         return pretrained_network(data_dir=args.data_dir, input_scale=1 / 255, **options)
     network = load_weights(args.weights, **options)
-    sizes = network.layer_sizes
-    if sizes[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
+    if (sizes := network.layer_sizes)[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
+        layers = "-".join(map(str, sizes))
         raise XpnnError(
-            f"--weights {args.weights!r}: MNIST needs a network with 784 inputs, 10 outputs "
-            f"and no empty layer; the file has layers {'-'.join(map(str, sizes))}"
+            f"--weights {args.weights!r}: MNIST needs a network with 784 inputs, "
+            f"10 outputs and no empty layer; the file has layers {layers}"
         )
     return network.to(input_scale=1 / 255)
 
 
-def _progress(args: argparse.Namespace, total: int, note: str = "") -> Any:
-    """On a terminal: a tqdm bar on stderr, or with ``note`` a line saying what is computed."""
+def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -> Any:
+    """``compute(progress)`` on the host and its seconds; on a terminal, stderr shows a tqdm
+    bar, or with ``note`` a line saying what is computed."""
     shown = not (args.quiet or args.json) and sys.stderr.isatty()
     if shown and note:
         print(f"xpnn eval: {note} ...", file=sys.stderr, flush=True)
     try:
         tqdm: Any = importlib.import_module("tqdm").tqdm  # no type hints: Any on purpose
+        bar = tqdm(total=total, unit="img", desc="classifying", leave=False,
+                   disable=not shown or bool(note))  # fmt: skip
     except ImportError:
-        return contextlib.nullcontext()
-    return tqdm(
-        total=total, unit="img", desc="classifying", leave=False, disable=not shown or bool(note)
-    )
-
-
-def _timed(compute: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """``compute(...)`` on the host, with the seconds it took."""
-    begun = time.perf_counter()
-    result = backends.to_numpy(compute(*args, **kwargs))
-    return {"result": result, "forward_seconds": time.perf_counter() - begun}
+        bar = contextlib.nullcontext()
+    with bar:
+        begun = time.perf_counter()
+        result = backends.to_numpy(compute(None if note else getattr(bar, "update", None)))
+    return result, {"forward_seconds": time.perf_counter() - begun}
 
 
 def _locally(args: argparse.Namespace, backend: str, plots: list[Path] | None) -> dict[str, Any]:
@@ -182,17 +155,16 @@ def _locally(args: argparse.Namespace, backend: str, plots: list[Path] | None) -
     xp, device = backends.namespace(backend, args.device)
     if array_api_compat.is_ndonnx_namespace(xp):
         raise XpnnError(
-            "ndonnx computes eager values with one ONNX Runtime call per operation, minutes "
-            f"for the test set: use --backend {ONNXRUNTIME}, the same network as one ONNX model"
+            "ndonnx makes one ONNX Runtime call per operation, minutes for the "
+            f"test set: use --backend {ONNXRUNTIME}, the network as one ONNX model"
         )
     network = _network(args, backend, device)
-    x, t = load_mnist_split("test", normalize=False, data_dir=args.data_dir, backend=backend,
-                            device=device)  # fmt: skip
+    where = {"data_dir": args.data_dir, "backend": backend, "device": device}
+    x, t = load_mnist_split("test", normalize=False, **where)
     lazy = "computing the dask graph" if array_api_compat.is_lazy_array(x) else ""
-    with _progress(args, x.shape[0], lazy) as bar:
-        update = None if lazy else getattr(bar, "update", None)
-        timed = _timed(network.classify, x, args.batch_size, progress=update)
-    result = score(backends.to_numpy(t), timed.pop("result"))
+    classify = partial(network.classify, x, args.batch_size)
+    labels, timed = _timed(args, x.shape[0], lambda update: classify(progress=update), lazy)
+    result = score(backends.to_numpy(t), labels)
     if plots is not None:
         from ..plot import confusion_matrix_figure, misclassified_figure
         from ._common import save_figure
@@ -211,11 +183,10 @@ def _on_cluster(args: argparse.Namespace) -> dict[str, Any]:
     with distributed.cluster(args.scheduler, args.workers, timeout=SCHEDULER_TIMEOUT) as client:
         workers = len(client.scheduler_info()["workers"])
         x, t = distributed.mnist_dask(data_dir=args.data_dir, rows_per_chunk=args.batch_size)
-        labels = distributed.classify(network, x, classes=10)
-        with _progress(args, x.shape[0], f"computing on {workers} dask worker(s)"):
-            timed = _timed(distributed.confusion(labels, t).compute)
-    result = score_matrix(timed.pop("result"))
-    return {"device": f"cluster of {workers} worker(s)", **result, **timed}
+        matrix = distributed.confusion(distributed.classify(network, x, classes=10), t)
+        note = f"computing on {workers} dask worker(s)"
+        counts, timed = _timed(args, x.shape[0], lambda _: matrix.compute(), note)
+    return {"device": f"cluster of {workers} worker(s)", **score_matrix(counts), **timed}
 
 
 def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
@@ -227,15 +198,13 @@ def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
     from ..ort import mnist_runner
 
     try:
-        runner = mnist_runner(
-            args.weights, data_dir=args.data_dir, dtype=args.dtype, device=args.device or "cpu"
-        )
-        x, t = load_mnist_split("test", normalize=False, data_dir=args.data_dir, backend="numpy")
-        x = runner.from_pixels(x)
-        with _progress(args, x.shape[0]) as bar:  # the one batching loop, as Network.classify
-            update = getattr(bar, "update", None)
-            timed = _timed(batched, runner.classify, x, args.batch_size, np, update)
-        result = score(t, timed.pop("result"))
+        where = {"data_dir": args.data_dir}
+        runner = mnist_runner(args.weights, **where, dtype=args.dtype, device=args.device or "cpu")
+        x, t = load_mnist_split("test", normalize=False, **where, backend="numpy")
+        x = runner.from_pixels(x)  # the one batching loop, as Network.classify
+        classify = partial(batched, runner.classify, x, args.batch_size, np)
+        labels, timed = _timed(args, x.shape[0], classify)
+        result = score(t, labels)
     except XpnnError:
         raise
     except Exception as err:  # a model file is code: whatever it does wrong is one line

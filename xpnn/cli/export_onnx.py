@@ -1,12 +1,10 @@
 """Export the MNIST network to an ONNX model, traced through xpnn's own forward pass.
 
 examples:
-  xpnn export-onnx --out model.onnx
   xpnn export-onnx --out model.onnx --input-dtype uint8 --output labels
   xpnn eval --backend onnxruntime --weights model.onnx
 
-Needs the onnx extra (pip install 'xpnn[onnx]'). Errors print one line on
-stderr and exit with status 2.
+Needs the onnx extra (pip install 'xpnn[onnx]'). Errors are one line on stderr and status 2.
 """
 
 from __future__ import annotations
@@ -23,28 +21,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
     Examples
     --------
-    >>> parser = argparse.ArgumentParser()
-    >>> configure(parser)
-    >>> args = parser.parse_args(["--out", "model.onnx"])
-    >>> args.input_dtype, args.output, args.batch
-    ('float32', 'logits', None)
+    >>> configure(parser := argparse.ArgumentParser())
+    >>> parser.parse_args(["--out", "model.onnx"]).output
+    'logits'
     """
     from ..export import INPUT_DTYPES, OUTPUTS
 
     add = parser.add_argument
+    # fmt: off
     add("--out", required=True, metavar="PATH", help="the .onnx file to write")
-    add("--input-dtype", default="float32", choices=INPUT_DTYPES,
-        help="float32: pixels in [0, 1]; uint8: raw pixels 0..255, /255 folded into W1 "
-        "(default: float32)")  # fmt: skip
+    add("--input-dtype", default="float32", choices=INPUT_DTYPES, help="float32: pixels in "
+        "[0, 1]; uint8: raw pixels 0..255, /255 folded into W1 (default: float32)")
     add("--output", default="logits", choices=OUTPUTS,
-        help="what the model returns (default: logits)")  # fmt: skip
+        help="what the model returns (default: logits)")
     add("--batch", type=positive, metavar="N",
-        help="fix the batch size (default: a dynamic batch axis)")  # fmt: skip
+        help="fix the batch size (default: a dynamic batch axis)")
     add("--dtype", default="float32", choices=["float32", "float64"],
-        help="compute dtype (default: float32)")  # fmt: skip
-    add("--weights", metavar="FILE",
-        help="weights file, any format xpnn.load_weights reads (default: the book's "
-        "sample_weight.pkl from the data directory)")  # fmt: skip
+        help="compute dtype (default: float32)")
+    add("--weights", metavar="FILE", help="weights file, any format xpnn.load_weights reads "
+        "(default: the book's sample_weight.pkl from the data directory)")
+    # fmt: on
     data_dir_option(parser)
 
 
@@ -58,11 +54,10 @@ def run(args: argparse.Namespace) -> str:
         net = load_weights(args.weights, backend="numpy", dtype=args.dtype)
     else:
         net = pretrained_network(data_dir=args.data_dir, backend="numpy", dtype=args.dtype)
-    path = export_onnx(
-        net, args.out, input_dtype=args.input_dtype, output=args.output, batch=args.batch
-    )
-    sizes = "-".join(str(n) for n in net.layer_sizes)
+    path = export_onnx(net, args.out, input_dtype=args.input_dtype, output=args.output,
+                       batch=args.batch)  # fmt: skip
     return (
-        f"wrote {path} ({path.stat().st_size:,} bytes, opset {OPSET}): {sizes} {net.hidden}, "
-        f"{args.input_dtype} input, {args.output} output"
+        f"wrote {path} ({path.stat().st_size:,} bytes, opset {OPSET}): "
+        f"{'-'.join(map(str, net.layer_sizes))} {net.hidden}, {args.input_dtype} input, "
+        f"{args.output} output"
     )
