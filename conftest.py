@@ -320,6 +320,7 @@ def data_dir() -> str:
 # listed in _DOCTEST_NEEDS.
 _ONNX_MODULES = ("export.py", "ort.py", "onnx_import.py")
 _DOCTEST_NEEDS = {name: ("onnx", "onnxruntime") for name in _ONNX_MODULES}
+_DOCTEST_NEEDS["distributed.py"] = ("dask", "distributed")  # its examples import xpnn only
 _EXTRA_OF = {
     "array_api_strict": "strict",
     "distributed": "dask",
