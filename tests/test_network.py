@@ -124,7 +124,7 @@ def test_complex_and_object_inputs_are_refused(backend):
         net.forward(np.array([1 + 1j, 0.5]))
     with pytest.raises(TypeError, match="real numbers"):
         net.forward(np.array([1.0, None], dtype=object))
-    with pytest.raises(TypeError, match="array or a list"):
+    with pytest.raises(TypeError, match="expects an array or numbers"):
         net.forward("1.0, 0.5")
 
 

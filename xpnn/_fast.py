@@ -38,9 +38,7 @@ def fold_sigmoid(
     """
     plain = [(w.astype(np.float64) * scale, b) if i == 0 and scale != 1.0 else (w, b)
              for i, (w, b) in enumerate(layers)]  # fmt: skip
-    if not (compat.is_numpy_namespace(xp) and dtype != "float16" and names):
-        return plain, tuple(names)
-    if set(names) != {"sigmoid"}:
+    if not (compat.is_numpy_namespace(xp) and dtype != "float16" and set(names) == {"sigmoid"}):
         return plain, tuple(names)
     folded = []
     with np.errstate(over="ignore", invalid="ignore"):  # checked below
@@ -64,19 +62,14 @@ class Compiled:
     def __init__(self, chain: Callable[[Any, Any], Any], compile_: Callable[..., Any]) -> None:
         self.traces = 0
 
-        def forward(layers: Any, x: Any) -> Any:
-            self.traces += 1  # runs only while tracing
-            return chain(layers, x)
+        def compiled(then: Callable[[Any], Any]) -> Any:
+            def run(layers: Any, x: Any) -> Any:
+                self.traces += 1  # runs only while tracing
+                return then(chain(layers, x))
 
-        def labels(layers: Any, x: Any) -> Any:
-            self.traces += 1
-            return argmax(chain(layers, x))
+            return compile_(run)
 
-        self._forward, self._labels = compile_(forward), compile_(labels)
-
-    def forward(self, layers: Any, x: Any) -> Any:
-        """The compiled forward pass."""
-        return self._forward(layers, x)
+        self.forward, self._labels = compiled(lambda logits: logits), compiled(argmax)
 
     def labels(self, layers: Any, x: Any, rows: int | None) -> Any:
         """Labels of ``x``, padded with zero rows to ``rows`` so one program serves every batch."""

@@ -16,7 +16,7 @@ from typing import Any
 import array_api_compat as compat
 import numpy as np
 
-__all__ = ["check_array_type", "move", "to_numpy"]
+__all__ = ["as_array", "check_array_type", "move", "to_numpy"]
 
 Names = tuple[str, ...]
 
@@ -30,6 +30,21 @@ def check_array_type(x: Any, caller: str) -> None:
         raise TypeError(f"{caller}() does not accept numpy.matrix; pass numpy.asarray(x)")
     if isinstance(x, np.ma.MaskedArray):
         raise TypeError(f"{caller}() does not accept masked arrays (the mask would be lost)")
+
+
+def as_array(x: Any, caller: str, real: bool = True) -> tuple[Any, ModuleType]:
+    """``(x, xp)``: ``x`` as an array (lists and numbers with NumPy) of real numbers, and its
+    namespace; anything else is a ``TypeError`` naming ``caller``."""
+    if isinstance(x, (list, tuple, int, float, bool)):
+        x = np.asarray(x)
+    check_array_type(x, caller)
+    try:
+        xp = compat.array_namespace(x)
+    except TypeError:
+        raise TypeError(f"{caller}() expects an array or numbers, got {type(x).__name__}") from None
+    if real and not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
+        raise TypeError(f"{caller}() needs real numbers, got an array of dtype {x.dtype}")
+    return x, xp
 
 
 def _resolved(x: Any) -> Any:
@@ -69,12 +84,8 @@ def _host(x: Any) -> np.ndarray:
 def to_numpy(x: Any) -> np.ndarray:
     """Copy an array of any backend and device into a new NumPy array that owns its memory.
 
-    Dask arrays are computed; GPU arrays are copied to the host.
-
-    Raises
-    ------
-    TypeError
-        ``x`` is not an array, or is a ``numpy.matrix`` or a masked array.
+    Dask arrays are computed, GPU arrays copied to the host; anything but an array (and
+    ``numpy.matrix``, masked arrays) is a ``TypeError``.
 
     Examples
     --------
@@ -85,9 +96,10 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.array(_host(x), copy=True)
 
 
-def _dlpack_ready(host: np.ndarray) -> bool:
-    dtype = host.dtype
-    return dtype.kind in "biuf" and dtype.isnative and host.flags.c_contiguous
+def _dlpack_ready(host: np.ndarray, supported: Names) -> bool:
+    """Whether the target can take ``host`` as it is: native, C-ordered, of a dtype it has."""
+    native = host.dtype.kind in "biuf" and host.dtype.isnative and host.flags.c_contiguous
+    return native and host.dtype.name in supported
 
 
 def _host_copy(host: np.ndarray, supported: Names, dtype: str) -> np.ndarray:
@@ -100,11 +112,9 @@ def _from_dlpack(xp: ModuleType, x: Any, device: Any) -> Any:
     return xp.from_dlpack(x, device=device)
 
 
-def _through_host(
-    x: Any, xp: ModuleType, device: Any, supported: tuple[str, ...], dtype: str
-) -> Any:
+def _through_host(x: Any, xp: ModuleType, device: Any, supported: Names, dtype: str) -> Any:
     host = _host(x)
-    if host.dtype.name not in supported or not _dlpack_ready(host):
+    if not _dlpack_ready(host, supported):
         host = _host_copy(host, supported, dtype)
     return xp.asarray(host, device=device)
 
@@ -131,9 +141,7 @@ def move(x: Any, xp: ModuleType, device: Any, supported: Names, dtype: str) -> A
                 return xp.asarray(x, copy=True)
         return compat.to_device(x, device)
     source = _resolved(x)
-    if isinstance(source, np.ndarray) and not (
-        _dlpack_ready(source) and source.dtype.name in supported
-    ):
+    if isinstance(source, np.ndarray) and not _dlpack_ready(source, supported):
         source = _host_copy(source, supported, dtype)
     if str(source.dtype).rsplit(".", 1)[-1] in supported:
         try:

@@ -14,28 +14,14 @@ from typing import Any
 import array_api_compat as compat
 import numpy as np
 
-from ._moving import check_array_type
+from ._moving import as_array
 from .backends import default_dtype, device_scope
 
 __all__ = ["identity_function", "relu", "sigmoid", "softmax", "step_function"]
 
 
-def _array(x: Any, caller: str, real: bool = True) -> tuple[Any, ModuleType]:
-    """``(x, xp)``: ``x`` as an array of real numbers, and its namespace."""
-    if isinstance(x, (list, tuple, int, float, bool)):
-        x = np.asarray(x)
-    check_array_type(x, caller)
-    try:
-        xp = compat.array_namespace(x)
-    except TypeError:
-        raise TypeError(f"{caller}() expects an array or numbers, got {type(x).__name__}") from None
-    if real and not xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
-        raise TypeError(f"{caller}() needs real numbers, got an array of dtype {x.dtype}")
-    return x, xp
-
-
 def _floating(x: Any, caller: str) -> tuple[Any, ModuleType]:
-    x, xp = _array(x, caller)
+    x, xp = as_array(x, caller)
     if not xp.isdtype(x.dtype, "real floating"):
         with device_scope(x):
             x = xp.astype(x, default_dtype(x, "real floating"))
@@ -51,7 +37,7 @@ def step_function(x: Any) -> Any:
     >>> step_function(xp.asarray([-1.0, 1.0, 2.0]))
     Array([0, 1, 1], dtype=array_api_strict.int64)
     """
-    x, xp = _array(x, "step_function")
+    x, xp = as_array(x, "step_function")
     with device_scope(x):
         return xp.astype(x > 0, default_dtype(x, "integral"))
 
@@ -89,7 +75,7 @@ def relu(x: Any) -> Any:
     >>> relu(xp.asarray([-1.0, 0.0, 2.0]))
     Array([0., 0., 2.], dtype=array_api_strict.float64)
     """
-    x, xp = _array(x, "relu")
+    x, xp = as_array(x, "relu")
     if xp.isdtype(x.dtype, "bool"):
         return x
     with device_scope(x):
@@ -105,7 +91,7 @@ def identity_function(x: Any) -> Any:
     >>> identity_function(xp.asarray([0.3, 0.7]))
     Array([0.3, 0.7], dtype=array_api_strict.float64)
     """
-    return _array(x, "identity_function", real=False)[0]
+    return as_array(x, "identity_function", real=False)[0]
 
 
 def softmax(x: Any, axis: int = -1) -> Any:

@@ -1,13 +1,10 @@
 """Backends: names, namespaces, devices and dtypes. All xpnn knows about array libraries.
 
-What a library states about itself is asked of it: devices, default dtypes and
-the dtypes of each device from the namespace's ``__array_namespace_info__()``,
-whether an array or namespace is its own from array-api-compat's ``is_*``
+Devices and their dtypes come from each namespace's ``__array_namespace_info__()``,
+which library an array or namespace belongs to from array-api-compat's ``is_*``
 predicates. The table holds only what no library states: the import name, the
 install hint, whether it computes on the CPU only. ``import xpnn`` imports none.
 
-Examples
---------
 >>> namespace("array_api_strict", "device1")[1]
 array_api_strict.Device('device1')
 """
@@ -45,32 +42,24 @@ class _Row(NamedTuple):
     install: str
     cpu_only: bool
     is_namespace: Callable[[Any], bool]
-    is_array: Callable[[Any], bool]
-
-
-def _module_is(prefix: str) -> Callable[[Any], bool]:
-    """For libraries array-api-compat has no array predicate for: the type's module."""
-    return lambda x: (
-        (x if isinstance(x, ModuleType) else type(x)).__module__.split(".")[0] == prefix
-    )
 
 
 _TABLE = (
     _Row("numpy", "numpy", "array_api_compat.numpy", "pip install numpy", True,
-         compat.is_numpy_namespace, compat.is_numpy_array),
+         compat.is_numpy_namespace),
     _Row("cupy", "cupy", "array_api_compat.cupy",
          "pip install 'xpnn[cuda12]' or 'xpnn[cuda13]', as nvidia-smi's 'CUDA Version' says", False,
-         compat.is_cupy_namespace, compat.is_cupy_array),
+         compat.is_cupy_namespace),
     _Row("torch", "torch", "array_api_compat.torch", "pip install 'xpnn[torch]'", False,
-         compat.is_torch_namespace, compat.is_torch_array),
+         compat.is_torch_namespace),
     _Row("jax", "jax", "jax.numpy", "pip install 'xpnn[jax]' (jax[cuda12] for NVIDIA GPUs)", False,
-         compat.is_jax_namespace, compat.is_jax_array),
+         compat.is_jax_namespace),
     _Row("dask", "dask.array", "array_api_compat.dask.array", "pip install 'xpnn[dask]'", True,
-         compat.is_dask_namespace, compat.is_dask_array),
+         compat.is_dask_namespace),
     _Row("array_api_strict", "array_api_strict", "array_api_strict", "pip install 'xpnn[strict]'",
-         False, compat.is_array_api_strict_namespace, _module_is("array_api_strict")),
+         False, compat.is_array_api_strict_namespace),
     _Row("ndonnx", "ndonnx", "ndonnx", "pip install 'xpnn[onnx]'", True,
-         _module_is("ndonnx"), _module_is("ndonnx")),
+         compat.is_ndonnx_namespace),
 )  # fmt: skip
 #: Backend names accepted by :func:`namespace`.
 BACKENDS: tuple[str, ...] = tuple(row.name for row in _TABLE)
@@ -106,9 +95,9 @@ def backend_of(x: Any) -> str:
     >>> backend_of(array_api_strict.asarray([1.0]))
     'array_api_strict'
     """
-    test = "is_namespace" if isinstance(x, ModuleType) else "is_array"
+    xp = x if isinstance(x, ModuleType) else compat.array_namespace(x)
     for row in _TABLE:
-        if getattr(row, test)(x):
+        if row.is_namespace(xp):
             return row.name
     raise TypeError(f"expected an array of one of {', '.join(BACKENDS)}, got {type(x)}")
 
@@ -181,22 +170,12 @@ def _resolve_device(name: str, device: Any) -> Any:
 
 
 def namespace(backend: str | None = None, device: Any = None) -> tuple[ModuleType, Any]:
-    """The array namespace and device object of a backend.
+    """The array namespace and device object of a backend (``None``: ``XPNN_BACKEND``, or numpy).
 
-    Parameters
-    ----------
-    backend : str or None
-        One of :data:`BACKENDS`; ``None`` reads ``XPNN_BACKEND``, else numpy.
-    device : str, device object or None
-        A device the library reports, by name (``"cpu"``, ``"cuda:1"``, JAX's
-        ``"cpu:1"``, array-api-strict's ``"device1"``, ``"no_float64"``) or
-        object. ``None`` is the CPU, or the first device of a library without
-        one (CuPy: ``cuda:0``).
-
-    Raises
-    ------
-    BackendError
-        Unknown or missing backend, or a device it does not have here (one line).
+    ``device`` is one the library reports, by name (``"cpu"``, ``"cuda:1"``, JAX's
+    ``"cpu:1"``, array-api-strict's ``"device1"``) or object; ``None`` is the CPU, or the
+    first device of a library without one (CuPy: ``cuda:0``). An unknown or missing
+    backend, or a device it does not have here, is a one-line :class:`BackendError`.
 
     Examples
     --------

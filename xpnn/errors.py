@@ -9,16 +9,8 @@ from __future__ import annotations
 import numbers
 from collections.abc import Sequence
 
-__all__ = [
-    "BackendError",
-    "DataError",
-    "OnnxError",
-    "WeightsError",
-    "XpnnError",
-    "check_choice",
-    "first_line",
-    "positive_int",
-]
+__all__ = ["BackendError", "DataError", "OnnxError", "WeightsError", "XpnnError"]
+__all__ += ["check_choice", "first_line", "positive_int"]
 
 
 class XpnnError(Exception):

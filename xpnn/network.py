@@ -1,8 +1,8 @@
 """The chapter's network: affine layers and activations on one backend, device and dtype.
 
-:meth:`Network.forward` is the book's loop (section 3.4.3), for any number of
-layers: ``x = act(x @ W + b)`` for each hidden layer, then ``x @ W + b``. The
-optimisations beside it (JAX's ``jit``, NumPy's tanh fold) are in :mod:`xpnn._fast`.
+:meth:`Network.forward` runs the book's loop (section 3.4.3) for any number of layers,
+``x = act(x @ W + b)``; its optimisations (JAX's ``jit``, NumPy's tanh fold) are in
+:mod:`xpnn._fast`.
 
 Examples
 --------
@@ -21,7 +21,7 @@ import array_api_compat as compat
 import numpy as np
 
 from . import _fast, backends
-from ._moving import check_array_type, move
+from ._moving import as_array, move
 from ._params import dtype_of, host_layers
 from .activations import identity_function, relu, sigmoid, softmax
 from .errors import check_choice, positive_int
@@ -44,7 +44,7 @@ Progress = Callable[[int], None] | None
 
 def batched(fn: Callable[[Any], Any], x: Any, size: int | None, xp: ModuleType,
             progress: Progress = None) -> Any:  # fmt: skip
-    """``fn`` of blocks of ``size`` rows of ``x`` (all: ``None``), concatenated; section 3.6.3.
+    """``fn`` of blocks of ``size`` rows of ``x`` (``None``: all), concatenated (section 3.6.3).
 
     The one batching loop of xpnn; ``progress(rows)`` is called after each block.
 
@@ -68,6 +68,11 @@ def batched(fn: Callable[[Any], Any], x: Any, size: int | None, xp: ModuleType,
         if progress is not None and len(block.shape) > 1 and isinstance(block.shape[0], int):
             progress(block.shape[0])
     return parts[0] if len(parts) == 1 else xp.concat(parts)
+
+
+def _named(layers: Layers) -> dict[str, Any]:
+    """``{"W1": W1, "b1": b1, ...}`` of a list of ``(W, b)`` pairs."""
+    return {f"{k}{i}": a for i, wb in enumerate(layers, 1) for k, a in zip("Wb", wb, strict=True)}
 
 
 class Network:
@@ -136,18 +141,17 @@ class Network:
         self._matmul = backends.matmul(self.xp)
         self._names = names
         # One copy of the weights on the device: those the forward pass uses.
-        self._layers, self._acts = self._place(
-            *_fast.fold_sigmoid(self.xp, host, names, self.input_scale, self.dtype_name)
-        )
+        layers, acts = _fast.fold_sigmoid(self.xp, host, names, self.input_scale, self.dtype_name)
+        self._layers, self._acts = self._placed(layers), tuple(HIDDEN[name] for name in acts)
         self._compiled = _fast.compiled(self.xp, self._book_forward)
 
-    def _place(self, layers: Layers, names: Sequence[str]) -> tuple[Layers, tuple[Any, ...]]:
+    def _placed(self, layers: Layers) -> Layers:
+        """Host ``(W, b)`` pairs as arrays on the network's device, in its dtype."""
         with self._scope:
-            placed = [
+            return [
                 tuple(self.xp.asarray(a.astype(self.dtype_name), device=self.device) for a in wb)
                 for wb in layers
             ]
-        return placed, tuple(HIDDEN[name] for name in names)
 
     @property
     def layer_sizes(self) -> tuple[int, ...]:
@@ -162,11 +166,7 @@ class Network:
     @property
     def params(self) -> dict[str, Any]:
         """A copy of the weights as built (``{"W1": ..., ...}``), on the network's device."""
-        with self._scope:
-            return {
-                k: self.xp.asarray(v.astype(self.dtype_name), device=self.device)
-                for k, v in self.host_params().items()
-            }
+        return _named(self._placed(self._host))
 
     def host_params(self) -> dict[str, np.ndarray]:
         """NumPy copies of the weights the network was built from (before ``input_scale``).
@@ -176,8 +176,7 @@ class Network:
         >>> sorted(init_network().host_params())
         ['W1', 'W2', 'W3', 'b1', 'b2', 'b3']
         """
-        pairs = enumerate(self._host, 1)
-        return {f"{k}{i}": a.copy() for i, wb in pairs for k, a in zip("Wb", wb, strict=True)}
+        return _named([(w.copy(), b.copy()) for w, b in self._host])
 
     def __repr__(self) -> str:
         sizes = "-".join(map(str, self.layer_sizes))
@@ -209,19 +208,10 @@ class Network:
 
     def _prepare(self, x: Any) -> Any:
         """``x`` checked, on the network's device, in its dtype."""
-        if isinstance(x, (list, tuple)):
-            x = np.asarray(x)
-        if compat.is_numpy_array(x) and x.dtype.kind not in "fiub":
-            raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
-        check_array_type(x, "forward")
-        if not (isinstance(x, np.generic) or compat.is_array_api_obj(x)):
-            raise TypeError(f"network input must be an array or a list, got {type(x).__name__}")
-        elsewhere = isinstance(x, np.generic) or compat.array_namespace(x) is not self.xp
-        if elsewhere or compat.device(x) != self.device:
+        x, xp = as_array(x, "forward")
+        if xp is not self.xp or compat.device(x) != self.device:
             x = move(x, self.xp, self.device, self._supported, self.dtype_name)
         if x.dtype != self.dtype:
-            if not self.xp.isdtype(x.dtype, ("real floating", "integral", "bool")):
-                raise TypeError(f"network input must be real numbers, got dtype {x.dtype}")
             x = self.xp.astype(x, self.dtype)
         if x.ndim not in (1, 2) or x.shape[-1] != self.input_size:
             raise ValueError(
@@ -307,27 +297,15 @@ def init_network(backend: str | None = None, device: Any = None, dtype: str = "f
 
 
 def forward(network: Network, x: Any) -> Any:
-    """The book's ``forward(network, x)``.
-
-    >>> forward(init_network(dtype="float64"), [1.0, 0.5]).shape
-    (2,)
-    """
+    """The book's ``forward(network, x)``: :meth:`Network.forward` (example: the module's)."""
     return network.forward(x)
 
 
 def predict(network: Network, x: Any) -> Any:
-    """The book's ``predict(network, x)``: the output function of :func:`forward`.
-
-    >>> predict(init_network(dtype="float64"), [1.0, 0.5]).shape
-    (2,)
-    """
+    """The book's ``predict(network, x)``: :meth:`Network.predict`."""
     return network.predict(x)
 
 
 def classify(network: Network, x: Any, batch_size: int | None = None) -> Any:
-    """Labels, ``batch_size`` rows per pass (the book's batch loop, section 3.6.3).
-
-    >>> classify(init_network(dtype="float64"), [[1.0, 0.5]])
-    array([1])
-    """
+    """The book's batch loop (section 3.6.3): :meth:`Network.classify`."""
     return network.classify(x, batch_size)
