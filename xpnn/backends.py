@@ -4,9 +4,6 @@ Devices and their dtypes come from each namespace's ``__array_namespace_info__()
 which library an array or namespace belongs to from array-api-compat's ``is_*``
 predicates. The table holds only what no library states: the import name, the
 install hint, whether it computes on the CPU only. ``import xpnn`` imports none.
-
->>> namespace("array_api_strict", "device1")[1]
-array_api_strict.Device('device1')
 """
 
 from __future__ import annotations

@@ -3,11 +3,6 @@
 :meth:`Network.forward` runs the book's loop (section 3.4.3) for any number of layers,
 ``x = act(x @ W + b)``; its optimisations (JAX's ``jit``, NumPy's tanh fold) are in
 :mod:`xpnn._fast`.
-
-Examples
---------
->>> forward(init_network(dtype="float64"), [1.0, 0.5])
-array([0.31682708, 0.69627909])
 """
 
 from __future__ import annotations
@@ -81,13 +76,13 @@ class Network:
     Parameters
     ----------
     params : mapping
-        ``{"W1": W1, "b1": b1, ..., "Wn": Wn, "bn": bn}`` (``Wi`` of shape
-        ``(d_{i-1}, d_i)``), arrays of any backend or lists; copied.
+        ``{"W1": W1, "b1": b1, ..., "Wn": Wn, "bn": bn}``, ``Wi`` of shape ``(d_{i-1}, d_i)``:
+        arrays of any backend or lists, copied.
     hidden : str or sequence of str
-        ``"sigmoid"``, ``"relu"``, ``"tanh"`` or ``"identity"`` after every
-        layer but the last, or one name per hidden layer.
+        ``"sigmoid"``, ``"relu"``, ``"tanh"`` or ``"identity"`` after every hidden layer, or one
+        name per hidden layer.
     output : {"identity", "softmax"}
-        The output function :meth:`predict` applies.
+        The output function of :meth:`predict`.
     backend, device
         Where the weights live (see :func:`xpnn.namespace`).
     dtype : {"float32", "float64", "float16"} or None
@@ -115,13 +110,14 @@ class Network:
         input_scale: float = 1.0,
     ) -> None:
         host = host_layers(params)
-        names = (hidden,) * (len(host) - 1) if isinstance(hidden, str) else tuple(hidden)
-        for name in (hidden,) if isinstance(hidden, str) else names:
+        given = (hidden,) if isinstance(hidden, str) else tuple(hidden)
+        for name in given:
             check_choice(name, tuple(HIDDEN), "hidden activation")
+        names = given * (len(host) - 1) if isinstance(hidden, str) else given
         if len(names) != len(host) - 1:
             raise ValueError(f"hidden: {len(names)} activations for {len(host) - 1} hidden layers")
-        uniform = isinstance(hidden, str) or (names and len(set(names)) == 1)
-        self.hidden: str | tuple[str, ...] = names[0] if uniform and names else hidden  # type: ignore[assignment]
+        uniform = isinstance(hidden, str) or len(set(names)) == 1
+        self.hidden: str | tuple[str, ...] = given[0] if uniform else names
         self.output = check_choice(output, tuple(OUTPUT), "output function")
         real = isinstance(input_scale, (int, float, np.floating)) and input_scale is not True
         if not (real and 0 < float(input_scale) < math.inf):
@@ -139,7 +135,6 @@ class Network:
         self._host = host
         self._scope = backends.device_scope(self.device)
         self._matmul = backends.matmul(self.xp)
-        self._names = names
         # One copy of the weights on the device: those the forward pass uses.
         layers, acts = _fast.fold_sigmoid(self.xp, host, names, self.input_scale, self.dtype_name)
         self._layers, self._acts = self._placed(layers), tuple(HIDDEN[name] for name in acts)
@@ -198,7 +193,7 @@ class Network:
         same = backend is None or backends.backend_name(backend) == self.backend
         return Network(
             self.host_params(),
-            hidden=self._names or self.hidden,
+            hidden=self.hidden,
             output=self.output,
             backend=self.backend if backend is None else backend,
             device=self.device if device is None and same else device,
@@ -255,8 +250,8 @@ class Network:
     def classify(self, x: Any, batch_size: int | None = None, *, progress: Progress = None) -> Any:
         """The class of each row (argmax of the logits), ``batch_size`` rows per pass.
 
-        Each batch moves to the network on its own (a host array larger than
-        the device streams through); ``progress(rows)`` follows each batch.
+        Each batch moves to the device on its own, so a host array larger than the
+        device streams through; ``progress(rows)`` follows each batch.
 
         Examples
         --------
@@ -297,7 +292,7 @@ def init_network(backend: str | None = None, device: Any = None, dtype: str = "f
 
 
 def forward(network: Network, x: Any) -> Any:
-    """The book's ``forward(network, x)``: :meth:`Network.forward` (example: the module's)."""
+    """The book's ``forward(network, x)``: :meth:`Network.forward` (see :func:`init_network`)."""
     return network.forward(x)
 
 
