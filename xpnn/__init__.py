@@ -26,40 +26,15 @@ __version__ = "0.1.0"
 
 # Names served from submodules that are imported on first use only, so that
 # ``import xpnn`` stays as cheap as ``import numpy``.
-_LAZY = {
-    "load_mnist": "xpnn.mnist",
-    "load_mnist_split": "xpnn.mnist",
-    "load_mnist_labels": "xpnn.mnist",
-    "load_weights": "xpnn.weights",
-    "save_weights": "xpnn.weights",
-    "convert_pickle": "xpnn.weights",
-    "pretrained_network": "xpnn.weights",
-    "read_idx": "xpnn.idx",
-    "export_onnx": "xpnn.export",
-    "OnnxRunner": "xpnn.ort",
-}
+_LAZY = dict.fromkeys(("load_mnist", "load_mnist_split", "load_mnist_labels"), "xpnn.mnist")
+_LAZY |= dict.fromkeys(
+    ("load_weights", "save_weights", "convert_pickle", "pretrained_network"), "xpnn.weights"
+)
+_LAZY |= {"read_idx": "xpnn.idx", "export_onnx": "xpnn.export", "OnnxRunner": "xpnn.ort"}
 
-__all__ = [
-    "BACKENDS",
-    "BackendError",
-    "DataError",
-    "Network",
-    "OnnxError",
-    "WeightsError",
-    "XpnnError",
-    "classify",
-    "forward",
-    "identity_function",
-    "init_network",
-    "namespace",
-    "predict",
-    "relu",
-    "sigmoid",
-    "softmax",
-    "step_function",
-    "to_numpy",
-    *_LAZY,
-]
+__all__ = ["BACKENDS", "BackendError", "DataError", "Network", "OnnxError", "WeightsError"]
+__all__ += ["XpnnError", "classify", "forward", "identity_function", "init_network", "namespace"]
+__all__ += ["predict", "relu", "sigmoid", "softmax", "step_function", "to_numpy", *_LAZY]
 
 
 def __getattr__(name: str) -> Any:
