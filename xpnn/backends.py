@@ -199,8 +199,8 @@ def floating_dtypes(xp: ModuleType, device: Any) -> list[str]:
     return [n for n in FLOAT_DTYPES if n in names]
 
 
-def check_dtype(xp: ModuleType, device: Any, dtype: Any) -> str:
-    """The name of floating ``dtype`` (name or object) if ``device`` has it; else one line.
+def check_dtype(xp: ModuleType, device: Any, dtype: str) -> str:
+    """``dtype``, a floating dtype name, if ``device`` has it; else a one-line error.
 
     Examples
     --------
@@ -211,20 +211,17 @@ def check_dtype(xp: ModuleType, device: Any, dtype: Any) -> str:
     xpnn.errors.BackendError: device no_float64 of backend 'array_api_strict' has no dtype \
 'float64'; its floating dtypes: float32
     """
-    name = dtype
-    if not isinstance(dtype, str):
-        name = next((n for n in FLOAT_DTYPES if getattr(xp, n, None) == dtype), repr(dtype))
-    if name not in FLOAT_DTYPES:
+    if not isinstance(dtype, str) or dtype not in FLOAT_DTYPES:
         raise BackendError(f"unknown dtype {dtype!r}; choose one of: {', '.join(FLOAT_DTYPES)}")
     have = floating_dtypes(xp, device)
-    if name not in have:
+    if dtype not in have:
         backend = backend_of(xp)
         hint = "; set JAX_ENABLE_X64=1 for float64" if backend == "jax" else ""
         raise BackendError(
-            f"device {_label(device)} of backend {backend!r} has no dtype {name!r}; "
+            f"device {_label(device)} of backend {backend!r} has no dtype {dtype!r}; "
             f"its floating dtypes: {', '.join(have)}{hint}"
         )
-    return str(name)
+    return dtype
 
 
 def enable_float64(backend: str | None) -> None:
