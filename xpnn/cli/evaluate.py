@@ -8,7 +8,6 @@ examples:
   xpnn eval --backend dask --workers 4 --quiet
 
 environment: XPNN_BACKEND, XPNN_DATA_DIR (empty: not set), XPNN_OFFLINE=1 (never download).
-Errors are one line on stderr and status 2; Ctrl-C 130, SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 from .. import backends
 from ..errors import OnnxError, XpnnError, first_line
 from ..report import format_report, score, score_matrix
-from ._common import data_dir_option, ensure_data, output_directory, output_file, positive
+from ._common import data_dir_option, ensure_data, output_file, positive
 
 __all__ = ["configure", "run"]
 
@@ -87,19 +87,13 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     ort = name.strip().lower() == ONNXRUNTIME
     backend = ONNXRUNTIME if ort else backends.backend_name(args.backend)
     on_cluster = args.scheduler is not None or args.workers is not None
-    if ort and (on_cluster or args.plot is not None):
-        raise XpnnError(f"--scheduler, --workers and --plot are not available with {ONNXRUNTIME}")
+    if args.plot is not None and (ort or on_cluster):
+        raise XpnnError(f"--plot is not available with {ONNXRUNTIME} or --scheduler/--workers")
     if args.scheduler is not None and args.workers is not None:
         raise XpnnError("give --scheduler or --workers, not both")
     if on_cluster and backend != DASK:
         raise XpnnError(f"--scheduler and --workers need --backend {DASK} (it is {backend!r})")
-    if on_cluster and args.plot is not None:
-        raise XpnnError("--plot is not available with --scheduler/--workers")
-    with contextlib.ExitStack() as stack:
-        plots = None
-        if args.plot is not None:
-            directory = stack.enter_context(output_directory(args.plot, "--plot"))
-            plots = [output_file(directory / name, "--plot", image=True) for name in PLOTS]
+    with _plot_files(args.plot) as plots:
         ensure_data(args.data_dir, book_weights=args.weights is None)
         if ort:
             result = _onnxruntime(args)
@@ -127,21 +121,46 @@ def _network(args: argparse.Namespace, backend: str, device: Any) -> Any:
     return network.to(input_scale=1 / 255)
 
 
+@contextlib.contextmanager
+def _plot_files(path: str | None) -> Iterator[list[Path] | None]:
+    """The ``--plot`` files (None without it), checked before any work; their directory is
+    made now and, if the block fails, the directories made here are removed when empty."""
+    if path is None:
+        yield None
+        return
+    target = Path(path).expanduser()
+    created = [p for p in (target, *target.parents) if not p.exists()]  # deepest first
+    try:
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            if not os.access(target, os.W_OK | os.X_OK):
+                raise PermissionError(13, "permission denied")
+        except OSError as err:
+            mistake = isinstance(err, (FileExistsError, NotADirectoryError))
+            reason = "not a directory" if mistake else err.strerror or str(err)
+            raise XpnnError(f"--plot {path!r}: cannot write files there ({reason})") from None
+        yield [output_file(target / name, "--plot", image=True) for name in PLOTS]
+    except BaseException:
+        for directory in created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+
+
 def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -> Any:
     """``compute(progress)`` on the host and its seconds; on a terminal, stderr shows a tqdm
-    bar, or with ``note`` a line saying what is computed."""
-    shown = not (args.quiet or args.json) and sys.stderr.isatty()
+    bar, or with ``note`` a line saying what is computed (and ``progress`` is None)."""
+    shown, bar = not (args.quiet or args.json) and sys.stderr.isatty(), contextlib.nullcontext()
     if shown and note:
         print(f"xpnn eval: {note} ...", file=sys.stderr, flush=True)
-    try:
-        tqdm: Any = importlib.import_module("tqdm").tqdm  # no type hints: Any on purpose
-        bar = tqdm(total=total, unit="img", desc="classifying", leave=False,
-                   disable=not shown or bool(note))  # fmt: skip
-    except ImportError:
-        bar = contextlib.nullcontext()
+    elif shown:
+        with contextlib.suppress(ImportError):  # tqdm has no type hints: imported as Any
+            bar = importlib.import_module("tqdm").tqdm(
+                total=total, unit="img", desc="classifying", leave=False
+            )
     with bar:
         begun = time.perf_counter()
-        result = backends.to_numpy(compute(None if note else getattr(bar, "update", None)))
+        result = backends.to_numpy(compute(getattr(bar, "update", None)))
     return result, {"forward_seconds": time.perf_counter() - begun}
 
 

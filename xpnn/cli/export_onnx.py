@@ -4,7 +4,7 @@ examples:
   xpnn export-onnx --out model.onnx --input-dtype uint8 --output labels
   xpnn eval --backend onnxruntime --weights model.onnx
 
-Needs the onnx extra (pip install 'xpnn[onnx]'). Errors are one line on stderr and status 2.
+Needs the onnx extra (pip install 'xpnn[onnx]').
 """
 
 from __future__ import annotations
