@@ -1,7 +1,6 @@
 """The ``xpnn`` command line (also ``python -m xpnn``; ``scripts/`` call :func:`run_script`).
 
-Exit statuses as :data:`EXIT_STATUSES` says; a reader that closes standard output early ends it
-quietly.
+Exit statuses: :data:`EXIT_STATUSES`; a reader closing standard output early ends it quietly.
 """
 
 from __future__ import annotations
@@ -15,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from functools import partial
 from typing import Any, NamedTuple, NoReturn
 
 from .._files import sigterm_raises
@@ -49,13 +47,11 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
-def _configured(
-    command: Command, parser_of: Callable[..., argparse.ArgumentParser]
-) -> argparse.ArgumentParser:
-    """``parser_of(...)`` with the command's options; its docstring is the help text."""
+def _configured(command: Command, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` with the command's options; the command's docstring is its help text."""
     first, _, rest = (inspect.getdoc(command.target) or "").partition("\n\n")
-    epilog, raw = f"{rest}\n\n{EXIT_STATUSES}".lstrip(), argparse.RawDescriptionHelpFormatter
-    parser = parser_of(description=first, epilog=epilog, formatter_class=raw)
+    parser.description, parser.epilog = first, f"{rest}\n\n{EXIT_STATUSES}".lstrip()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     command.target.configure(parser)
     parser.set_defaults(run=command.target.run)
     return parser
@@ -72,7 +68,7 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
                                      parser_class=ArgumentParser, required=True)  # fmt: skip
     for command in COMMANDS:
-        _configured(command, partial(commands.add_parser, command.name, help=command.summary))
+        _configured(command, commands.add_parser(command.name, help=command.summary))
     return parser
 
 
@@ -101,7 +97,7 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
     """
     (command,) = (c for c in COMMANDS if c.name == name)
     prog = os.path.basename(sys.argv[0]) or name
-    parser = _configured(command, partial(ArgumentParser, prog=prog))
+    parser = _configured(command, ArgumentParser(prog=prog))
     sys.exit(_run(parser, sys.argv[1:] if argv is None else argv, lambda _: prog))
 
 

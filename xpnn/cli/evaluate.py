@@ -28,7 +28,7 @@ from typing import Any
 from .. import backends
 from ..errors import OnnxError, XpnnError, first_line
 from ..report import format_report, score, score_matrix
-from ._common import data_dir_option, ensure_data, output_file, positive
+from ._common import data_dir_option, ensure_data, output_file, positive, save_figure
 
 __all__ = ["configure", "run"]
 
@@ -75,18 +75,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    """Run ``xpnn eval``; return the report's text."""
-    report = evaluate(args)
-    return json.dumps(report, indent=2) if args.json else format_report(report, quiet=args.quiet)
-
-
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    """Check the options, load, classify and score; return the report as a dict."""
+    """Run ``xpnn eval``: check the options, load, classify and score; return the report."""
     started = time.perf_counter()
     name = args.backend if args.backend is not None else os.environ.get("XPNN_BACKEND", "")
     ort = name.strip().lower() == ONNXRUNTIME
     backend = ONNXRUNTIME if ort else backends.backend_name(args.backend)
     on_cluster = args.scheduler is not None or args.workers is not None
+    if backend == "ndonnx":
+        raise XpnnError(
+            "ndonnx makes one ONNX Runtime call per operation, minutes for the "
+            f"test set: use --backend {ONNXRUNTIME}, the network as one ONNX model"
+        )
     if args.plot is not None and (ort or on_cluster):
         raise XpnnError(f"--plot is not available with {ONNXRUNTIME} or --scheduler/--workers")
     if args.scheduler is not None and args.workers is not None:
@@ -101,7 +100,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             result = _on_cluster(args) if on_cluster else _locally(args, backend, plots)
     report = {"backend": backend, "dtype": args.dtype, "batch_size": args.batch_size, **result}
     report["images_per_second"] = report["n"] / max(report["forward_seconds"], 1e-9)
-    return {**report, "wall_seconds": time.perf_counter() - started}
+    report["wall_seconds"] = time.perf_counter() - started
+    return json.dumps(report, indent=2) if args.json else format_report(report, quiet=args.quiet)
 
 
 def _network(args: argparse.Namespace, backend: str, device: Any) -> Any:
@@ -148,8 +148,8 @@ def _plot_files(path: str | None) -> Iterator[list[Path] | None]:
 
 
 def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -> Any:
-    """``compute(progress)`` on the host and its seconds; on a terminal, stderr shows a tqdm
-    bar, or with ``note`` a line saying what is computed (and ``progress`` is None)."""
+    """``compute(progress=...)`` on the host and its seconds; on a terminal, stderr shows a
+    tqdm bar, or with ``note`` a line saying what is computed (and ``progress`` is None)."""
     shown, bar = not (args.quiet or args.json) and sys.stderr.isatty(), contextlib.nullcontext()
     if shown and note:
         print(f"xpnn eval: {note} ...", file=sys.stderr, flush=True)
@@ -160,7 +160,7 @@ def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -
             )
     with bar:
         begun = time.perf_counter()
-        result = backends.to_numpy(compute(getattr(bar, "update", None)))
+        result = backends.to_numpy(compute(progress=getattr(bar, "update", None)))
     return result, {"forward_seconds": time.perf_counter() - begun}
 
 
@@ -171,22 +171,15 @@ def _locally(args: argparse.Namespace, backend: str, plots: list[Path] | None) -
 
     if args.dtype == "float64":
         backends.enable_float64(backend)  # JAX computes float64 only in its 64-bit mode
-    xp, device = backends.namespace(backend, args.device)
-    if array_api_compat.is_ndonnx_namespace(xp):
-        raise XpnnError(
-            "ndonnx makes one ONNX Runtime call per operation, minutes for the "
-            f"test set: use --backend {ONNXRUNTIME}, the network as one ONNX model"
-        )
+    device = backends.namespace(backend, args.device)[1]
     network = _network(args, backend, device)
     where = {"data_dir": args.data_dir, "backend": backend, "device": device}
     x, t = load_mnist_split("test", normalize=False, **where)
     lazy = "computing the dask graph" if array_api_compat.is_lazy_array(x) else ""
-    classify = partial(network.classify, x, args.batch_size)
-    labels, timed = _timed(args, x.shape[0], lambda update: classify(progress=update), lazy)
+    labels, timed = _timed(args, x.shape[0], partial(network.classify, x, args.batch_size), lazy)
     result = score(backends.to_numpy(t), labels)
     if plots is not None:
         from ..plot import confusion_matrix_figure, misclassified_figure
-        from ._common import save_figure
 
         save_figure(confusion_matrix_figure(result["confusion_matrix"]), plots[0], 80)
         save_figure(misclassified_figure(x, t, network.predict(x)), plots[1], 80)
@@ -204,7 +197,7 @@ def _on_cluster(args: argparse.Namespace) -> dict[str, Any]:
         x, t = distributed.mnist_dask(data_dir=args.data_dir, rows_per_chunk=args.batch_size)
         matrix = distributed.confusion(distributed.classify(network, x, classes=10), t)
         note = f"computing on {workers} dask worker(s)"
-        counts, timed = _timed(args, x.shape[0], lambda _: matrix.compute(), note)
+        counts, timed = _timed(args, x.shape[0], lambda progress: matrix.compute(), note)
     return {"device": f"cluster of {workers} worker(s)", **score_matrix(counts), **timed}
 
 
@@ -228,5 +221,4 @@ def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
         raise
     except Exception as err:  # a model file is code: whatever it does wrong is one line
         raise OnnxError(f"{args.weights or 'the exported model'}: {first_line(err)}") from None
-    # A given .onnx decides its own dtype.
-    return {"device": runner.device, **result, **timed, "dtype": runner.dtype}
+    return {"device": runner.device, **result, **timed, "dtype": runner.dtype}  # .onnx's own
