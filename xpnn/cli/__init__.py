@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, NoReturn
 
+from .. import __version__
 from .._files import sigterm_raises
 from ..errors import XpnnError
 from . import evaluate, export_onnx, figures
@@ -58,8 +59,6 @@ def _configured(command: Command, parser: argparse.ArgumentParser) -> argparse.A
 
 
 def _build_parser(prog: str) -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = argparse.ArgumentParser(  # no command: the usage and status 2, as argparse does
         prog=prog, epilog="Run 'xpnn COMMAND --help' for a command's options.",
         description="The forward pass of Deep Learning from Scratch, chapter 3, on any backend.",

@@ -33,7 +33,6 @@ from ._common import data_dir_option, ensure_data, output_file, positive, save_f
 __all__ = ["configure", "run"]
 
 ONNXRUNTIME = "onnxruntime"  #: scores the exported network (or a given .onnx) in ONNX Runtime
-DASK = "dask"  #: the backend of the cluster options (:mod:`xpnn.distributed`)
 SCHEDULER_TIMEOUT = 5.0  #: seconds to reach a dask scheduler, and then for it to have a worker
 BATCH_SIZE, PLOTS = 100, ("confusion_matrix.png", "misclassified.png")
 
@@ -64,10 +63,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--json", action="store_true", help="print the report as JSON (default: text)")
     add("--quiet", action="store_true",
         help="print the accuracy line only, no progress (default: the full report)")
-    add("--scheduler", metavar="ADDRESS", help=f"with --backend {DASK}: score on the dask "
+    add("--scheduler", metavar="ADDRESS", help="with --backend dask: score on the dask "
         f"cluster at ADDRESS (tcp://host:8786); refused after {wait} without a scheduler's "
         f"answer, or {wait} more without a worker (default: no cluster)")
-    add("--workers", type=positive, metavar="N", help=f"with --backend {DASK}: start N "
+    add("--workers", type=positive, metavar="N", help="with --backend dask: start N "
         "single-threaded worker processes on 127.0.0.1 (default: no cluster)")
     add("--plot", metavar="DIR", help=f"also write {' and '.join(PLOTS)} to DIR, created if "
         "needed; needs xpnn[plot] (default: no figures)")
@@ -90,8 +89,8 @@ def run(args: argparse.Namespace) -> str:
         raise XpnnError(f"--plot is not available with {ONNXRUNTIME} or --scheduler/--workers")
     if args.scheduler is not None and args.workers is not None:
         raise XpnnError("give --scheduler or --workers, not both")
-    if on_cluster and backend != DASK:
-        raise XpnnError(f"--scheduler and --workers need --backend {DASK} (it is {backend!r})")
+    if on_cluster and backend != "dask":
+        raise XpnnError(f"--scheduler and --workers need --backend dask (it is {backend!r})")
     with _plot_files(args.plot) as plots:
         ensure_data(args.data_dir, book_weights=args.weights is None)
         if ort:
