@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple, NoReturn
 
 from .. import __version__
@@ -54,7 +54,7 @@ def _configured(command: Command, parser: argparse.ArgumentParser) -> argparse.A
     parser.description, parser.epilog = first, f"{rest}\n\n{EXIT_STATUSES}".lstrip()
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     command.target.configure(parser)
-    parser.set_defaults(run=command.target.run)
+    parser.set_defaults(run=command.target.run, prog=parser.prog)  # 'xpnn eval', 'eval.py'
     return parser
 
 
@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "xpnn") -> int:
     >>> main(["eval", "--batch-size", "0"])
     2
     """
-    return _run(_build_parser(prog), argv, lambda args: f"{prog} {args.command}")
+    return _run(_build_parser(prog), argv)
 
 
 def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
@@ -95,18 +95,17 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
     SystemExit: 2
     """
     (command,) = (c for c in COMMANDS if c.name == name)
-    prog = os.path.basename(sys.argv[0]) or name
-    parser = _configured(command, ArgumentParser(prog=prog))
-    sys.exit(_run(parser, sys.argv[1:] if argv is None else argv, lambda _: prog))
+    parser = _configured(command, ArgumentParser(prog=os.path.basename(sys.argv[0]) or name))
+    sys.exit(_run(parser, sys.argv[1:] if argv is None else argv))
 
 
-def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str]) -> int:
+def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse, run the command under the error rule, print its output; return the status."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # --help, --version, a usage error (argparse ignores EPIPE)
         return _written(stop.code if isinstance(stop.code, int) else 0, None, "")
-    prog, hook, sys.unraisablehook = name(args), sys.unraisablehook, _unraisable
+    prog, hook, sys.unraisablehook = args.prog, sys.unraisablehook, _unraisable
     try:
         with sigterm_raises():  # SIGTERM (kill, timeout, a container stop)
             text = args.run(args)

@@ -81,8 +81,7 @@ def save_figure(figure: Any, path: Path, dpi: int) -> None:
 
 
 def ensure_data(data_dir: str | None, *, book_weights: bool) -> None:
-    """Make sure the MNIST test files (and the book's weights) are there: one message names
-    every missing file."""
+    """Make sure the MNIST test files (and the book's weights) are there; one error names all."""
     from ..download import data_home, ensure_files
     from ..mnist import MNIST_FILES
     from ..weights import BOOK_WEIGHTS
