@@ -1,13 +1,6 @@
 """The ``xpnn`` command line (also ``python -m xpnn``; ``scripts/`` call :func:`run_script`).
 
-Every error is one line on stderr and status 2; Ctrl-C gives 130, SIGTERM 143; a reader that
-closes standard output early ends it quietly.
-
-Examples
---------
->>> main(["--version"])  # doctest: +ELLIPSIS
-xpnn ...
-0
+Exit statuses: :data:`EXIT_STATUSES`; a reader closing standard output early ends it quietly.
 """
 
 from __future__ import annotations
@@ -15,33 +8,36 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
-import importlib
 import inspect
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from typing import Any, NamedTuple, NoReturn
 
+from .. import __version__
+from .._files import sigterm_raises
 from ..errors import XpnnError
+from . import evaluate, export_onnx, figures
 
 __all__ = ["COMMANDS", "main", "run_script"]
 
 
 class Command(NamedTuple):
     name: str
-    module: str  # a module, or module:Class, with configure(parser) and run(args) -> str
+    target: Any  # a module or class with configure(parser) and run(args) -> str
     summary: str
 
 
+EXIT_STATUSES = "Errors are one line on stderr and status 2; Ctrl-C gives 130, SIGTERM 143."
+
 #: The subcommands, in the order ``xpnn --help`` lists them.
 COMMANDS = (
-    Command("eval", "xpnn.cli.evaluate", "classify the MNIST test set and report the accuracy"),
-    Command("plot-activations", "xpnn.cli.figures:PlotActivations", "draw sigmoid, step, ReLU"),
-    Command("show-mnist", "xpnn.cli.figures:ShowMnist", "draw test digits and the predictions"),
-    Command("export-onnx", "xpnn.cli.export_onnx", "export the network to an ONNX model"),
+    Command("eval", evaluate, "classify the MNIST test set and report the accuracy"),
+    Command("plot-activations", figures.PlotActivations, "draw sigmoid, step, ReLU"),
+    Command("show-mnist", figures.ShowMnist, "draw test digits and the predictions"),
+    Command("export-onnx", export_onnx, "export the network to an ONNX model"),
 )
 
 
@@ -52,23 +48,17 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
-def _configured(command: Command, parser_of: Callable[..., Any]) -> argparse.ArgumentParser:
-    """``parser_of(...)`` with the command's options; its docstring is the help text."""
-    module, _, name = command.module.partition(":")
-    target = importlib.import_module(module)
-    target = getattr(target, name) if name else target
-    first, _, rest = (inspect.getdoc(target) or "").partition("\n\n")
-    parser: argparse.ArgumentParser = parser_of(
-        description=first, epilog=rest or None, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    target.configure(parser)
-    parser.set_defaults(run=target.run)
+def _configured(command: Command, parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` with the command's options; the command's docstring is its help text."""
+    first, _, rest = (inspect.getdoc(command.target) or "").partition("\n\n")
+    parser.description, parser.epilog = first, f"{rest}\n\n{EXIT_STATUSES}".lstrip()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    command.target.configure(parser)
+    parser.set_defaults(run=command.target.run, prog=parser.prog)  # 'xpnn eval', 'eval.py'
     return parser
 
 
 def _build_parser(prog: str) -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = argparse.ArgumentParser(  # no command: the usage and status 2, as argparse does
         prog=prog, epilog="Run 'xpnn COMMAND --help' for a command's options.",
         description="The forward pass of Deep Learning from Scratch, chapter 3, on any backend.",
@@ -77,7 +67,7 @@ def _build_parser(prog: str) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands",
                                      parser_class=ArgumentParser, required=True)  # fmt: skip
     for command in COMMANDS:
-        _configured(command, partial(commands.add_parser, command.name, help=command.summary))
+        _configured(command, commands.add_parser(command.name, help=command.summary))
     return parser
 
 
@@ -86,10 +76,13 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "xpnn") -> int:
 
     Examples
     --------
+    >>> main(["--version"])  # doctest: +ELLIPSIS
+    xpnn ...
+    0
     >>> main(["eval", "--batch-size", "0"])
     2
     """
-    return _run(_build_parser(prog), argv, lambda args: f"{prog} {args.command}")
+    return _run(_build_parser(prog), argv)
 
 
 def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
@@ -102,46 +95,33 @@ def run_script(name: str, argv: Sequence[str] | None = None) -> NoReturn:
     SystemExit: 2
     """
     (command,) = (c for c in COMMANDS if c.name == name)
-    prog = os.path.basename(sys.argv[0]) or name
-    parser = _configured(command, partial(ArgumentParser, prog=prog))
-    sys.exit(_run(parser, sys.argv[1:] if argv is None else argv, lambda _: prog))
+    parser = _configured(command, ArgumentParser(prog=os.path.basename(sys.argv[0]) or name))
+    sys.exit(_run(parser, sys.argv[1:] if argv is None else argv))
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that every cleanup runs."""
-
-
-def _terminate(signum: int, frame: Any) -> NoReturn:
-    raise _Terminated
-
-
-def _run(parser: argparse.ArgumentParser, argv: Any, name: Callable[[Any], str]) -> int:
+def _run(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
     """Parse, run the command under the error rule, print its output; return the status."""
     try:
         args = parser.parse_args(argv)
-    except SystemExit as stop:  # --help, --version, a usage error
+    except SystemExit as stop:  # --help, --version, a usage error (argparse ignores EPIPE)
         return _written(stop.code if isinstance(stop.code, int) else 0, None, "")
-    except OSError:  # --help into a closed pipe
-        return _written(2, None, "")
-    prog, main_thread = name(args), threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
-    hook, sys.unraisablehook = sys.unraisablehook, _unraisable
+    prog, hook, sys.unraisablehook = args.prog, sys.unraisablehook, _unraisable
     try:
-        text = args.run(args)
+        with sigterm_raises():  # SIGTERM (kill, timeout, a container stop)
+            text = args.run(args)
     except (XpnnError, ValueError, TypeError, OSError) as err:
         _say(f"{prog}: error: {' '.join(str(err).split()) or type(err).__name__}")
         return 2
-    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (kill, timeout, a container stop)
-        if main_thread:  # on the way out, a second signal must not cut the cleanup short
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except (KeyboardInterrupt, SystemExit) as stop:  # Ctrl-C, or SIGTERM's SystemExit(143)
+        if (status := getattr(stop, "code", 130)) not in (130, 143):
+            raise
+        if threading.current_thread() is threading.main_thread():  # a second signal must
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # not cut the exit's cleanup short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        term = isinstance(stop, _Terminated)
-        _say(f"{prog}: {'terminated' if term else 'interrupted'}")
-        return 143 if term else 130
+        _say(f"{prog}: {'terminated' if status == 143 else 'interrupted'}")
+        return int(status)
     finally:
         sys.unraisablehook = hook
-        if main_thread and signal.getsignal(signal.SIGTERM) is _terminate:
-            signal.signal(signal.SIGTERM, previous)
     return _written(0, prog, text)
 
 

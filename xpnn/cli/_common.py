@@ -5,32 +5,30 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import XpnnError, positive_int
+from ..errors import XpnnError
 
 #: ``--dpi`` range: 600 is print quality; far above, a figure takes gigabytes and minutes.
 DPI_RANGE = (10, 600)
 
 
-def positive(text: str) -> int:
-    """An ``argparse`` type: an integer of at least 1 (``positive("0")`` is refused)."""
-    try:
-        return positive_int(int(text), "value")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (an integer), got {text!r}") from None
+def integer_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An ``argparse`` type: an integer in ``low..high`` (without ``high``: at least ``low``)."""
+
+    def parse(text: str) -> int:
+        with contextlib.suppress(ValueError):
+            if low <= int(text) and (high is None or int(text) <= high):
+                return int(text)
+        what = f"at least {low} (an integer)" if high is None else f"an integer in {low}..{high}"
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+
+    return parse
 
 
-def dpi(text: str) -> int:
-    """An ``argparse`` type: a resolution within :data:`DPI_RANGE`."""
-    with contextlib.suppress(ValueError):
-        if DPI_RANGE[0] <= int(text) <= DPI_RANGE[1]:
-            return int(text)
-    raise argparse.ArgumentTypeError(
-        "must be an integer in {}..{}, got {!r}".format(*DPI_RANGE, text)
-    )
+positive, dpi = integer_in(1), integer_in(*DPI_RANGE)
 
 
 # fmt: off
@@ -53,7 +51,8 @@ def data_dir_option(parser: argparse.ArgumentParser) -> None:
 
 
 def output_file(path: str | Path, option: str, *, image: bool = False) -> Path:
-    """Check, before any work, that a file (with ``image``: a figure) can be written there."""
+    """Check, before any work, that a file (with ``image``: a figure, in a format its suffix
+    names, with matplotlib installed) can be written there."""
     target, what = Path(path).expanduser(), f"{option} {str(path)!r}"
     if target.is_dir():
         raise XpnnError(f"{what} is a directory, not a file")
@@ -62,57 +61,27 @@ def output_file(path: str | Path, option: str, *, image: bool = False) -> Path:
     if not os.access(target.parent, os.W_OK | os.X_OK):
         raise XpnnError(f"{what}: cannot write to {str(target.parent)!r}")
     if image:
-        image_format(target)
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise XpnnError("figures need matplotlib: pip install 'xpnn[plot]'") from None
+        supported = Figure().canvas.get_supported_filetypes()
+        if target.suffix[1:].lower() not in supported:
+            names = ", ".join("." + name for name in sorted(supported))
+            raise XpnnError(f"{str(path)!r}: give a file name ending in one of {names}")
     return target
 
 
-def image_format(path: Path) -> str:
-    """The matplotlib format named by ``path``'s suffix; checks that matplotlib is there."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise XpnnError("figures need matplotlib: pip install 'xpnn[plot]'") from None
-    supported, fmt = Figure().canvas.get_supported_filetypes(), path.suffix[1:].lower()
-    if fmt not in supported:
-        names = ", ".join("." + name for name in sorted(supported))
-        raise XpnnError(f"{str(path)!r}: give a file name ending in one of {names}")
-    return fmt
-
-
 def save_figure(figure: Any, path: Path, dpi: int) -> None:
-    """Write ``figure`` to ``path`` atomically, in the format its suffix names."""
+    """Write ``figure`` to ``path`` (checked by :func:`output_file`) atomically."""
     from .._files import atomic_write
 
-    fmt = image_format(path)
+    fmt = path.suffix[1:].lower()
     atomic_write(path, lambda f: figure.savefig(f, format=fmt, dpi=dpi))
 
 
-@contextlib.contextmanager
-def output_directory(path: str, option: str) -> Iterator[Path]:
-    """Create the directory ``path`` now, so that any reason it cannot be written shows at
-    once; if that or the block fails, the directories created here are removed when empty."""
-    target = Path(path).expanduser()
-    created = [p for p in (target, *target.parents) if not p.exists()]  # deepest first
-    try:
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            if not os.access(target, os.W_OK | os.X_OK):
-                raise PermissionError(13, "permission denied")
-        except OSError as err:
-            mistake = isinstance(err, (FileExistsError, NotADirectoryError))
-            reason = "not a directory" if mistake else err.strerror or str(err)
-            raise XpnnError(f"{option} {path!r}: cannot write files there ({reason})") from None
-        yield target
-    except BaseException:
-        for directory in created:
-            with contextlib.suppress(OSError):
-                directory.rmdir()
-        raise
-
-
 def ensure_data(data_dir: str | None, *, book_weights: bool) -> None:
-    """Make sure the MNIST test files (and the book's weights) are there: one message names
-    every missing file."""
+    """Make sure the MNIST test files (and the book's weights) are there; one error names all."""
     from ..download import data_home, ensure_files
     from ..mnist import MNIST_FILES
     from ..weights import BOOK_WEIGHTS

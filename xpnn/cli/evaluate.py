@@ -8,7 +8,6 @@ examples:
   xpnn eval --backend dask --workers 4 --quiet
 
 environment: XPNN_BACKEND, XPNN_DATA_DIR (empty: not set), XPNN_OFFLINE=1 (never download).
-Errors are one line on stderr and status 2; Ctrl-C 130, SIGTERM 143.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,12 +28,11 @@ from typing import Any
 from .. import backends
 from ..errors import OnnxError, XpnnError, first_line
 from ..report import format_report, score, score_matrix
-from ._common import data_dir_option, ensure_data, output_directory, output_file, positive
+from ._common import data_dir_option, ensure_data, output_file, positive, save_figure
 
 __all__ = ["configure", "run"]
 
 ONNXRUNTIME = "onnxruntime"  #: scores the exported network (or a given .onnx) in ONNX Runtime
-DASK = "dask"  #: the backend of the cluster options (:mod:`xpnn.distributed`)
 SCHEDULER_TIMEOUT = 5.0  #: seconds to reach a dask scheduler, and then for it to have a worker
 BATCH_SIZE, PLOTS = 100, ("confusion_matrix.png", "misclassified.png")
 
@@ -64,10 +63,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--json", action="store_true", help="print the report as JSON (default: text)")
     add("--quiet", action="store_true",
         help="print the accuracy line only, no progress (default: the full report)")
-    add("--scheduler", metavar="ADDRESS", help=f"with --backend {DASK}: score on the dask "
+    add("--scheduler", metavar="ADDRESS", help="with --backend dask: score on the dask "
         f"cluster at ADDRESS (tcp://host:8786); refused after {wait} without a scheduler's "
         f"answer, or {wait} more without a worker (default: no cluster)")
-    add("--workers", type=positive, metavar="N", help=f"with --backend {DASK}: start N "
+    add("--workers", type=positive, metavar="N", help="with --backend dask: start N "
         "single-threaded worker processes on 127.0.0.1 (default: no cluster)")
     add("--plot", metavar="DIR", help=f"also write {' and '.join(PLOTS)} to DIR, created if "
         "needed; needs xpnn[plot] (default: no figures)")
@@ -75,31 +74,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> str:
-    """Run ``xpnn eval``; return the report's text."""
-    report = evaluate(args)
-    return json.dumps(report, indent=2) if args.json else format_report(report, quiet=args.quiet)
-
-
-def evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    """Check the options, load, classify and score; return the report as a dict."""
+    """Run ``xpnn eval``: check the options, load, classify and score; return the report."""
     started = time.perf_counter()
     name = args.backend if args.backend is not None else os.environ.get("XPNN_BACKEND", "")
     ort = name.strip().lower() == ONNXRUNTIME
     backend = ONNXRUNTIME if ort else backends.backend_name(args.backend)
     on_cluster = args.scheduler is not None or args.workers is not None
-    if ort and (on_cluster or args.plot is not None):
-        raise XpnnError(f"--scheduler, --workers and --plot are not available with {ONNXRUNTIME}")
+    if backend == "ndonnx":
+        raise XpnnError(
+            "ndonnx makes one ONNX Runtime call per operation, minutes for the "
+            f"test set: use --backend {ONNXRUNTIME}, the network as one ONNX model"
+        )
+    if args.plot is not None and (ort or on_cluster):
+        raise XpnnError(f"--plot is not available with {ONNXRUNTIME} or --scheduler/--workers")
     if args.scheduler is not None and args.workers is not None:
         raise XpnnError("give --scheduler or --workers, not both")
-    if on_cluster and backend != DASK:
-        raise XpnnError(f"--scheduler and --workers need --backend {DASK} (it is {backend!r})")
-    if on_cluster and args.plot is not None:
-        raise XpnnError("--plot is not available with --scheduler/--workers")
-    with contextlib.ExitStack() as stack:
-        plots = None
-        if args.plot is not None:
-            directory = stack.enter_context(output_directory(args.plot, "--plot"))
-            plots = [output_file(directory / name, "--plot", image=True) for name in PLOTS]
+    if on_cluster and backend != "dask":
+        raise XpnnError(f"--scheduler and --workers need --backend dask (it is {backend!r})")
+    with _plot_files(args.plot) as plots:
         ensure_data(args.data_dir, book_weights=args.weights is None)
         if ort:
             result = _onnxruntime(args)
@@ -107,7 +99,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             result = _on_cluster(args) if on_cluster else _locally(args, backend, plots)
     report = {"backend": backend, "dtype": args.dtype, "batch_size": args.batch_size, **result}
     report["images_per_second"] = report["n"] / max(report["forward_seconds"], 1e-9)
-    return {**report, "wall_seconds": time.perf_counter() - started}
+    report["wall_seconds"] = time.perf_counter() - started
+    return json.dumps(report, indent=2) if args.json else format_report(report, quiet=args.quiet)
 
 
 def _network(args: argparse.Namespace, backend: str, device: Any) -> Any:
@@ -127,21 +120,46 @@ def _network(args: argparse.Namespace, backend: str, device: Any) -> Any:
     return network.to(input_scale=1 / 255)
 
 
+@contextlib.contextmanager
+def _plot_files(path: str | None) -> Iterator[list[Path] | None]:
+    """The ``--plot`` files (None without it), checked before any work; their directory is
+    made now and, if the block fails, the directories made here are removed when empty."""
+    if path is None:
+        yield None
+        return
+    target = Path(path).expanduser()
+    created = [p for p in (target, *target.parents) if not p.exists()]  # deepest first
+    try:
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            if not os.access(target, os.W_OK | os.X_OK):
+                raise PermissionError(13, "permission denied")
+        except OSError as err:
+            mistake = isinstance(err, (FileExistsError, NotADirectoryError))
+            reason = "not a directory" if mistake else err.strerror or str(err)
+            raise XpnnError(f"--plot {path!r}: cannot write files there ({reason})") from None
+        yield [output_file(target / name, "--plot", image=True) for name in PLOTS]
+    except BaseException:
+        for directory in created:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+
+
 def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -> Any:
-    """``compute(progress)`` on the host and its seconds; on a terminal, stderr shows a tqdm
-    bar, or with ``note`` a line saying what is computed."""
-    shown = not (args.quiet or args.json) and sys.stderr.isatty()
+    """``compute(progress=...)`` on the host and its seconds; on a terminal, stderr shows a
+    tqdm bar, or with ``note`` a line saying what is computed (and ``progress`` is None)."""
+    shown, bar = not (args.quiet or args.json) and sys.stderr.isatty(), contextlib.nullcontext()
     if shown and note:
         print(f"xpnn eval: {note} ...", file=sys.stderr, flush=True)
-    try:
-        tqdm: Any = importlib.import_module("tqdm").tqdm  # no type hints: Any on purpose
-        bar = tqdm(total=total, unit="img", desc="classifying", leave=False,
-                   disable=not shown or bool(note))  # fmt: skip
-    except ImportError:
-        bar = contextlib.nullcontext()
+    elif shown:
+        with contextlib.suppress(ImportError):  # tqdm has no type hints: imported as Any
+            bar = importlib.import_module("tqdm").tqdm(
+                total=total, unit="img", desc="classifying", leave=False
+            )
     with bar:
         begun = time.perf_counter()
-        result = backends.to_numpy(compute(None if note else getattr(bar, "update", None)))
+        result = backends.to_numpy(compute(progress=getattr(bar, "update", None)))
     return result, {"forward_seconds": time.perf_counter() - begun}
 
 
@@ -152,22 +170,15 @@ def _locally(args: argparse.Namespace, backend: str, plots: list[Path] | None) -
 
     if args.dtype == "float64":
         backends.enable_float64(backend)  # JAX computes float64 only in its 64-bit mode
-    xp, device = backends.namespace(backend, args.device)
-    if array_api_compat.is_ndonnx_namespace(xp):
-        raise XpnnError(
-            "ndonnx makes one ONNX Runtime call per operation, minutes for the "
-            f"test set: use --backend {ONNXRUNTIME}, the network as one ONNX model"
-        )
+    device = backends.namespace(backend, args.device)[1]
     network = _network(args, backend, device)
     where = {"data_dir": args.data_dir, "backend": backend, "device": device}
     x, t = load_mnist_split("test", normalize=False, **where)
     lazy = "computing the dask graph" if array_api_compat.is_lazy_array(x) else ""
-    classify = partial(network.classify, x, args.batch_size)
-    labels, timed = _timed(args, x.shape[0], lambda update: classify(progress=update), lazy)
+    labels, timed = _timed(args, x.shape[0], partial(network.classify, x, args.batch_size), lazy)
     result = score(backends.to_numpy(t), labels)
     if plots is not None:
         from ..plot import confusion_matrix_figure, misclassified_figure
-        from ._common import save_figure
 
         save_figure(confusion_matrix_figure(result["confusion_matrix"]), plots[0], 80)
         save_figure(misclassified_figure(x, t, network.predict(x)), plots[1], 80)
@@ -185,7 +196,7 @@ def _on_cluster(args: argparse.Namespace) -> dict[str, Any]:
         x, t = distributed.mnist_dask(data_dir=args.data_dir, rows_per_chunk=args.batch_size)
         matrix = distributed.confusion(distributed.classify(network, x, classes=10), t)
         note = f"computing on {workers} dask worker(s)"
-        counts, timed = _timed(args, x.shape[0], lambda _: matrix.compute(), note)
+        counts, timed = _timed(args, x.shape[0], lambda progress: matrix.compute(), note)
     return {"device": f"cluster of {workers} worker(s)", **score_matrix(counts), **timed}
 
 
@@ -209,5 +220,4 @@ def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
         raise
     except Exception as err:  # a model file is code: whatever it does wrong is one line
         raise OnnxError(f"{args.weights or 'the exported model'}: {first_line(err)}") from None
-    # A given .onnx decides its own dtype.
-    return {"device": runner.device, **result, **timed, "dtype": runner.dtype}
+    return {"device": runner.device, **result, **timed, "dtype": runner.dtype}  # .onnx's own

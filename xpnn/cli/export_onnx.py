@@ -4,7 +4,7 @@ examples:
   xpnn export-onnx --out model.onnx --input-dtype uint8 --output labels
   xpnn eval --backend onnxruntime --weights model.onnx
 
-Needs the onnx extra (pip install 'xpnn[onnx]'). Errors are one line on stderr and status 2.
+Needs the onnx extra (pip install 'xpnn[onnx]').
 """
 
 from __future__ import annotations
@@ -32,10 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add("--out", required=True, metavar="PATH", help="the .onnx file to write")
     add("--input-dtype", default="float32", choices=INPUT_DTYPES, help="float32: pixels in "
         "[0, 1]; uint8: raw pixels 0..255, /255 folded into W1 (default: float32)")
-    add("--output", default="logits", choices=OUTPUTS,
-        help="what the model returns (default: logits)")
-    add("--batch", type=positive, metavar="N",
-        help="fix the batch size (default: a dynamic batch axis)")
+    add("--output", default="logits", choices=OUTPUTS, help="what it returns (default: logits)")
+    add("--batch", type=positive, metavar="N", help="a fixed batch size (default: dynamic)")
     add("--dtype", default="float32", choices=["float32", "float64"],
         help="compute dtype (default: float32)")
     add("--weights", metavar="FILE", help="weights file, any format xpnn.load_weights reads "

@@ -24,8 +24,6 @@ class PlotActivations:
 
     examples:
       xpnn plot-activations --backend torch --out docs/activations.png
-
-    Errors are one line on stderr and status 2.
     """
 
     @staticmethod
@@ -47,7 +45,7 @@ class ShowMnist:
     examples:
       xpnn show-mnist --start 240 --count 30 --out docs/digits.png
 
-    Mistakes are drawn in red. Errors are one line on stderr and status 2.
+    Mistakes are drawn in red.
     """
 
     @staticmethod
