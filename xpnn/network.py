@@ -292,15 +292,27 @@ def init_network(backend: str | None = None, device: Any = None, dtype: str = "f
 
 
 def forward(network: Network, x: Any) -> Any:
-    """The book's ``forward(network, x)``: :meth:`Network.forward` (see :func:`init_network`)."""
+    """The book's ``forward(network, x)``: :meth:`Network.forward`.
+
+    >>> forward(init_network(dtype="float64"), [1.0, 0.5])
+    array([0.31682708, 0.69627909])
+    """
     return network.forward(x)
 
 
 def predict(network: Network, x: Any) -> Any:
-    """The book's ``predict(network, x)``: :meth:`Network.predict`."""
+    """The book's ``predict(network, x)``: :meth:`Network.predict`.
+
+    >>> predict(init_network(dtype="float64"), [1.0, 0.5]).shape
+    (2,)
+    """
     return network.predict(x)
 
 
 def classify(network: Network, x: Any, batch_size: int | None = None) -> Any:
-    """The book's batch loop (section 3.6.3): :meth:`Network.classify`."""
+    """The book's batch loop (section 3.6.3): :meth:`Network.classify`.
+
+    >>> classify(init_network(dtype="float64"), [[1.0, 0.5]])
+    array([1])
+    """
     return network.classify(x, batch_size)
