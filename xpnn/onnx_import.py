@@ -1,16 +1,13 @@
 """Read a plain MLP classifier from an ONNX model, as weights for :class:`~xpnn.Network`.
 
-:func:`read_onnx` reads the graph with ``onnx``, never runs it, and recognises
-one chain from the single float input: affine layers (``MatMul`` [+ ``Add``],
-or ``Gemm`` with ``transA=0``), ``Relu``/``Sigmoid``/``Tanh``/nothing after each
-hidden layer (per layer: ``hidden`` is one name if all agree, else a tuple), an
-optional ``Softmax``, and an optional classifier tail with labels ``0..k-1``
-(``ArgMax``, ``ArrayFeatureExtractor``, ``Reshape``, ``Cast``, ``ZipMap``): what
-torch.onnx (both exporters), skl2onnx's ``MLPClassifier`` and xpnn's export
-write. Anything else (another operator, a branch, a second input, a weight
-that is not constant, other labels, shapes that do not chain, data unlike its
-declared size, external data outside the model's folder or file) is one
-:class:`~xpnn.WeightsError` line, before any array is made.
+:func:`read_onnx` reads the graph with ``onnx``, never runs it, and recognises one chain from the
+single float input: affine layers (``MatMul`` [+ ``Add``], or ``Gemm`` with ``transA=0``), each
+hidden one followed by ``Relu``/``Sigmoid``/``Tanh``/nothing, an optional ``Softmax``, and an
+optional classifier tail with labels ``0..k-1`` (``ArgMax``, ``ArrayFeatureExtractor``,
+``Reshape``, ``Cast``, ``ZipMap``): what torch.onnx (both exporters), skl2onnx's
+``MLPClassifier`` and xpnn's export write. Anything else (another operator, a branch, a weight
+that is not constant, other labels, shapes that do not chain, data unlike its declared shape,
+external data outside the model's folder or file) is one :class:`~xpnn.WeightsError` line.
 """
 
 from __future__ import annotations
@@ -52,9 +49,9 @@ def _onnx(name: str = "onnx") -> Any:
 def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any, bytes, str, Any]:
     """Read (a path: a regular file of at most :data:`MAX_MODEL_BYTES`) and check an ONNX model.
 
-    Returns ``(ModelProto, bytes, name, folder)``. Refused, as one ``error`` line: a
-    file that is not one, functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`,
-    what onnx.checker refuses, external data outside the model's folder or its file.
+    Returns ``(ModelProto, bytes, name, folder)``. Refused, as one ``error`` line: a file that is
+    not one, functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`, what onnx.checker
+    refuses, external data outside the model's folder or its file.
 
     >>> load_model(b"junk", ValueError)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -114,32 +111,25 @@ def _external(tensor: Any, source: str, folder: Path | None, error: Error) -> tu
 
 
 def _array(tensor: Any, source: str, folder: Path) -> np.ndarray:
-    """A tensor's values, after its declared size was checked against the bytes it has."""
-    onnx, name = _onnx(), tensor.name
+    """A tensor's values; data that does not fill its declared shape exactly is refused."""
+    onnx, name, shape = _onnx(), tensor.name, tuple(tensor.dims)
     try:
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
     except Exception:
         dtype = np.dtype(object)
-    if dtype.kind not in "fiu" or min(tensor.dims, default=0) < 0:
-        raise WeightsError(f"{source}: tensor {name!r} holds {dtype} {list(tensor.dims)}")
-    need = int(np.prod(tensor.dims, dtype=object)) * dtype.itemsize
-    if tensor.data_location == tensor.EXTERNAL:
-        path, offset, have = _external(tensor, source, folder, WeightsError)
-    elif tensor.HasField("raw_data"):
-        have = len(tensor.raw_data)
-    else:  # one value per entry of the typed field
-        fields = ("float_data", "double_data", "int32_data", "int64_data", "uint64_data")
-        have = sum(len(getattr(tensor, f)) for f in fields) * dtype.itemsize
-    if have != need:
-        raise WeightsError(f"{source}: tensor {name!r} declares {need} bytes but has {have}")
-    if tensor.data_location != tensor.EXTERNAL:
+    if dtype.kind not in "fiu" or min(shape, default=0) < 0:
+        raise WeightsError(f"{source}: tensor {name!r} holds {dtype} {list(shape)}")
+    if external := tensor.data_location == tensor.EXTERNAL:
+        path, offset, length = _external(tensor, source, folder, WeightsError)
+        with open_regular(path) as handle:  # never blocks, should a FIFO take its place
+            handle.seek(offset)
+            raw = handle.read(length)
+    try:  # numpy refuses data of another size than the shape's, before allocating for the shape
+        if external:
+            return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype).reshape(shape)
         return np.array(onnx.numpy_helper.to_array(tensor))
-    with open_regular(path) as handle:  # never blocks, should a FIFO take its place
-        handle.seek(offset)
-        raw = handle.read(have)
-    if len(raw) != have:
-        raise WeightsError(f"{source}: the external data of {name!r} is truncated")
-    return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype).reshape(tuple(tensor.dims))
+    except ValueError as err:
+        raise WeightsError(f"{source}: tensor {name!r} {list(shape)}: {first_line(err)}") from None
 
 
 class _Graph:
@@ -255,11 +245,9 @@ def _tail(g: _Graph, score: str, classes: int, used: set[int]) -> None:
             raise g.error("ArgMax over another axis than the classes")
         if op == "ZipMap" and list(a.get("classlabels_int64s", [])) != k:
             raise g.error("ZipMap labels that are not 0..k-1")
-        if (
-            op == "ArrayFeatureExtractor"
-            and (table := g.const(node.input[0], "labels")).tolist() != k
-        ):
-            raise g.error(f"class labels {table.tolist()[:12]} that are not 0..{classes - 1}")
+        table = g.const(node.input[0], "labels").tolist() if op == _TAIL[2] else k
+        if table != k:
+            raise g.error(f"class labels {table[:12]} that are not 0..{classes - 1}")
         if op == "Reshape" and g.const(node.input[1], "shape").tolist() != [-1]:
             raise g.error("a Reshape of the labels to another shape than (-1,)")
         if op == "Cast" and a.get("to") not in (6, 7):  # int32, int64
@@ -274,10 +262,9 @@ def _tail(g: _Graph, score: str, classes: int, used: set[int]) -> None:
 def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Return ``(arrays, settings)`` of the plain MLP in the ``.onnx`` file ``path``.
 
-    ``arrays`` is ``{"W1": (in, out), "b1": (out,), ...}`` in the float dtype
-    stored; ``settings`` is ``{"hidden": name or names, "output": "identity" or
-    "softmax"}``, for ``Network(arrays, **settings)``. A :class:`~xpnn.WeightsError`
-    for anything else (see the module's description).
+    ``arrays`` is ``{"W1": (in, out), "b1": (out,), ...}`` in the float dtype stored; ``settings``
+    is ``{"hidden": name (all alike) or names, "output": "identity" or "softmax"}``, for
+    ``Network(arrays, **settings)``. A :class:`~xpnn.WeightsError` for anything else.
 
     >>> import pathlib, tempfile, xpnn
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.onnx"
