@@ -5,9 +5,8 @@ single float input: affine layers (``MatMul`` [+ ``Add``], or ``Gemm`` with ``tr
 hidden one followed by ``Relu``/``Sigmoid``/``Tanh``/nothing, an optional ``Softmax``, and an
 optional classifier tail with labels ``0..k-1`` (``ArgMax``, ``ArrayFeatureExtractor``,
 ``Reshape``, ``Cast``, ``ZipMap``): what torch.onnx (both exporters), skl2onnx's
-``MLPClassifier`` and xpnn's export write. Anything else (another operator, a branch, a weight
-that is not constant, other labels, shapes that do not chain, data unlike its declared shape,
-external data outside the model's folder or file) is one :class:`~xpnn.WeightsError` line.
+``MLPClassifier`` and xpnn's export write. Anything else (another operator, a branch, shapes
+that do not chain, other labels, ...) is one :class:`~xpnn.WeightsError` line.
 """
 
 from __future__ import annotations
@@ -80,9 +79,8 @@ def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any,
             )
         if any(a.type in (a.GRAPH, a.GRAPHS) for a in node.attribute):
             raise error(f"{source}: a {node.op_type} node carries a subgraph")
-    tensors = [*model.graph.initializer]
-    tensors += [a.t for n in model.graph.node for a in n.attribute if a.type == a.TENSOR]
-    external = [t for t in tensors if t.data_location == t.EXTERNAL]
+    constants = [a.t for n in model.graph.node for a in n.attribute if a.type == a.TENSOR]
+    external = [t for t in [*model.graph.initializer, *constants] if t.data_location == t.EXTERNAL]
     for tensor in external:
         _external(tensor, source, folder, error)
     try:  # with external data, the checker would look beside the working directory
@@ -110,28 +108,6 @@ def _external(tensor: Any, source: str, folder: Path | None, error: Error) -> tu
     return path, offset, length
 
 
-def _array(tensor: Any, source: str, folder: Path) -> np.ndarray:
-    """A tensor's values; data that does not fill its declared shape exactly is refused."""
-    onnx, name, shape = _onnx(), tensor.name, tuple(tensor.dims)
-    try:
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
-    except Exception:
-        dtype = np.dtype(object)
-    if dtype.kind not in "fiu" or min(shape, default=0) < 0:
-        raise WeightsError(f"{source}: tensor {name!r} holds {dtype} {list(shape)}")
-    if external := tensor.data_location == tensor.EXTERNAL:
-        path, offset, length = _external(tensor, source, folder, WeightsError)
-        with open_regular(path) as handle:  # never blocks, should a FIFO take its place
-            handle.seek(offset)
-            raw = handle.read(length)
-    try:  # numpy refuses data of another size than the shape's, before allocating for the shape
-        if external:
-            return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype).reshape(shape)
-        return np.array(onnx.numpy_helper.to_array(tensor))
-    except ValueError as err:
-        raise WeightsError(f"{source}: tensor {name!r} {list(shape)}: {first_line(err)}") from None
-
-
 class _Graph:
     """The parts of a checked graph the recogniser reads, and its error messages."""
 
@@ -156,9 +132,27 @@ class _Graph:
         return WeightsError(f"{self.source}: {text}")
 
     def const(self, name: str, what: str) -> np.ndarray:
+        """The values of a constant; data that does not fill its declared shape is refused."""
         if name not in self.constants:
             raise self.error(f"{what} {name!r} is not a constant (an initializer or Constant)")
-        return _array(self.constants[name], self.source, self.folder)
+        onnx, tensor = _onnx(), self.constants[name]
+        try:
+            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
+        except Exception:
+            dtype = np.dtype(object)
+        if dtype.kind not in "fiu" or min(shape := tuple(tensor.dims), default=0) < 0:
+            raise self.error(f"tensor {tensor.name!r} holds {dtype} {list(shape)}")
+        if external := tensor.data_location == tensor.EXTERNAL:
+            path, offset, length = _external(tensor, self.source, self.folder, WeightsError)
+            with open_regular(path) as handle:  # never blocks, should a FIFO take its place
+                handle.seek(offset)
+                raw = handle.read(length)
+        try:  # numpy refuses data of another size than the shape's before allocating for it
+            if external:
+                return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+            return np.array(onnx.numpy_helper.to_array(tensor))
+        except ValueError as err:
+            raise self.error(f"tensor {tensor.name!r} {list(shape)}: {first_line(err)}") from None
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -214,9 +208,8 @@ def _chain(g: _Graph) -> tuple[list[tuple[Any, Any]], list[str], str, str, set[i
                 raise g.error(f"{op} {node.name!r} where no layer precedes it")
             if op == "Softmax" and a.get("axis", -1) not in (1, -1):
                 raise g.error(f"Softmax over axis {a['axis']}, not the classes")
-            output, acts = (
-                ("softmax", acts) if op == "Softmax" else (output, [*acts, _ACTIVATIONS[op]])
-            )
+            output = "softmax" if op == "Softmax" else output
+            acts += [_ACTIVATIONS[op]] if op in _ACTIVATIONS else []
         elif (
             op not in ("Identity", "Cast", "Flatten")
             or a.get("axis", 1) != 1
@@ -275,8 +268,7 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     model, _, source, folder = load_model(path, WeightsError)
     g = _Graph(model, source, folder)
     if len(g.inputs) != 1:
-        names = ", ".join(v.name for v in g.inputs)
-        raise g.error(f"{len(g.inputs)} inputs ({names}); an MLP has one")
+        raise g.error(f"{len(g.inputs)} inputs ({', '.join(v.name for v in g.inputs)}), not one")
     x = g.inputs[0].type.tensor_type
     if x.elem_type not in _FLOATS or len(x.shape.dim) != 2:
         raise g.error("the input is not a 2-D float tensor (batch, features)")

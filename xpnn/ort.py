@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import array_api_compat.numpy as xnp
 import numpy as np
@@ -18,11 +18,8 @@ import numpy as np
 from .backends import parse_device, to_numpy
 from .errors import BackendError, OnnxError, first_line, positive_int
 from .export import OUTPUTS, export_model
-from .network import batched
+from .network import Network, batched
 from .onnx_import import _onnx, load_model
-
-if TYPE_CHECKING:
-    from .network import Network
 
 __all__ = ["OnnxRunner", "mnist_runner"]
 
@@ -31,7 +28,6 @@ _CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 _FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
 _INPUTS = {**_FLOATS, "tensor(uint8)": "uint8"}
 _SIZES = "xpnn.layer_sizes"
-_SHAPES = "; a network model takes (rows, features), returns labels (rows,) or (rows, classes)"
 
 
 def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
@@ -75,9 +71,9 @@ class OnnxRunner:
         ort = _onnx("onnxruntime")
         self.device, providers = _providers(ort, device)
         proto, data, self.name, folder = load_model(model, OnnxError)  # before the runtime
-        options, self._run_options = ort.SessionOptions(), ort.RunOptions()
+        options, self._options = ort.SessionOptions(), ort.RunOptions()
         # Fatal only: ONNX Runtime's errors reach us as exceptions.
-        options.log_severity_level = self._run_options.log_severity_level = 4
+        options.log_severity_level = self._options.log_severity_level = 4
         if folder is not None:
             key = "session.model_external_initializers_file_folder_path"
             options.add_session_config_entry(key, str(folder))
@@ -118,6 +114,7 @@ class OnnxRunner:
         have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
         need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
         shapes = f"takes {x.type} {x.shape}{' and more' * bool(more)}, returns {y.type} {y.shape}"
+        shapes += "; a network takes (rows, features), returns labels (rows,) or (rows, classes)"
         for failed, text in [
             (more or not self.input_dtype or not self.input_size or self.batch == 0, shapes),
             (not (labels or scores), shapes),
@@ -130,7 +127,7 @@ class OnnxRunner:
             if failed and text.startswith("xpnn."):
                 text = f"has metadata {text}={meta.get(text)!r}: malformed, or not its graph's"
             if failed:
-                raise OnnxError(f"{self.name} {text}" + (_SHAPES if text == shapes else ""))
+                raise OnnxError(f"{self.name} {text}")
 
     @classmethod
     def from_network(cls, net: Network, *, device: str = "cpu", **export: Any) -> OnnxRunner:
@@ -166,9 +163,7 @@ class OnnxRunner:
         if self.batch not in (None, rows):
             raise OnnxError(f"{self.name} has a fixed batch of {self.batch} rows; got {rows}")
         try:
-            (out,) = self.session.run(
-                [self.output_name], {self.input_name: feed}, self._run_options
-            )
+            (out,) = self.session.run([self.output_name], {self.input_name: feed}, self._options)
         except Exception as err:
             raise OnnxError(f"onnxruntime failed to run {self.name}: {first_line(err)}") from None
         shape, top = ((rows,), self.classes or 2**62) if labels else ((rows, self.classes), 1)
