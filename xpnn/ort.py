@@ -36,9 +36,7 @@ def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
     if kind == "cpu" and index in (None, 0):
         return "cpu", [_CPU]
     if kind != "cuda":
-        raise BackendError(
-            f"backend 'onnxruntime' has no device {device!r}; choose 'cpu', 'cuda' or 'cuda:N'"
-        )
+        raise BackendError(f"onnxruntime has no device {device!r}; use 'cpu', 'cuda' or 'cuda:N'")
     if _CUDA not in (available := ort.get_available_providers()):
         raise BackendError(
             f"device {device!r} needs ONNX Runtime's CUDA execution provider, but the "
