@@ -1,16 +1,12 @@
 """Read a plain MLP classifier from an ONNX model, as weights for :class:`~xpnn.Network`.
 
-:func:`read_onnx` reads the graph with ``onnx``, never runs it, and recognises
-one chain from the single float input: affine layers (``MatMul`` [+ ``Add``],
-or ``Gemm`` with ``transA=0``), ``Relu``/``Sigmoid``/``Tanh``/nothing after each
-hidden layer (per layer: ``hidden`` is one name if all agree, else a tuple), an
-optional ``Softmax``, and an optional classifier tail with labels ``0..k-1``
-(``ArgMax``, ``ArrayFeatureExtractor``, ``Reshape``, ``Cast``, ``ZipMap``): what
-torch.onnx (both exporters), skl2onnx's ``MLPClassifier`` and xpnn's export
-write. Anything else (another operator, a branch, a second input, a weight
-that is not constant, other labels, shapes that do not chain, data unlike its
-declared size, external data outside the model's folder or file) is one
-:class:`~xpnn.WeightsError` line, before any array is made.
+:func:`read_onnx` reads the graph with ``onnx``, never runs it, and recognises one chain from the
+single float input: affine layers (``MatMul`` [+ ``Add``], or ``Gemm`` with ``transA=0``), each
+hidden one followed by ``Relu``/``Sigmoid``/``Tanh``/nothing, an optional ``Softmax``, and an
+optional classifier tail with labels ``0..k-1`` (``ArgMax``, ``ArrayFeatureExtractor``,
+``Reshape``, ``Cast``, ``ZipMap``): what torch.onnx (both exporters), skl2onnx's
+``MLPClassifier`` and xpnn's export write. Anything else (another operator, a branch, shapes
+that do not chain, other labels, ...) is one :class:`~xpnn.WeightsError` line.
 """
 
 from __future__ import annotations
@@ -52,9 +48,9 @@ def _onnx(name: str = "onnx") -> Any:
 def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any, bytes, str, Any]:
     """Read (a path: a regular file of at most :data:`MAX_MODEL_BYTES`) and check an ONNX model.
 
-    Returns ``(ModelProto, bytes, name, folder)``. Refused, as one ``error`` line: a
-    file that is not one, functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`,
-    what onnx.checker refuses, external data outside the model's folder or its file.
+    Returns ``(ModelProto, bytes, name, folder)``. Refused, as one ``error`` line: a file that is
+    not one, functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`, what onnx.checker
+    refuses, external data outside the model's folder or its file.
 
     >>> load_model(b"junk", ValueError)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -83,9 +79,8 @@ def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any,
             )
         if any(a.type in (a.GRAPH, a.GRAPHS) for a in node.attribute):
             raise error(f"{source}: a {node.op_type} node carries a subgraph")
-    tensors = [*model.graph.initializer]
-    tensors += [a.t for n in model.graph.node for a in n.attribute if a.type == a.TENSOR]
-    external = [t for t in tensors if t.data_location == t.EXTERNAL]
+    constants = [a.t for n in model.graph.node for a in n.attribute if a.type == a.TENSOR]
+    external = [t for t in [*model.graph.initializer, *constants] if t.data_location == t.EXTERNAL]
     for tensor in external:
         _external(tensor, source, folder, error)
     try:  # with external data, the checker would look beside the working directory
@@ -113,35 +108,6 @@ def _external(tensor: Any, source: str, folder: Path | None, error: Error) -> tu
     return path, offset, length
 
 
-def _array(tensor: Any, source: str, folder: Path) -> np.ndarray:
-    """A tensor's values, after its declared size was checked against the bytes it has."""
-    onnx, name = _onnx(), tensor.name
-    try:
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
-    except Exception:
-        dtype = np.dtype(object)
-    if dtype.kind not in "fiu" or min(tensor.dims, default=0) < 0:
-        raise WeightsError(f"{source}: tensor {name!r} holds {dtype} {list(tensor.dims)}")
-    need = int(np.prod(tensor.dims, dtype=object)) * dtype.itemsize
-    if tensor.data_location == tensor.EXTERNAL:
-        path, offset, have = _external(tensor, source, folder, WeightsError)
-    elif tensor.HasField("raw_data"):
-        have = len(tensor.raw_data)
-    else:  # one value per entry of the typed field
-        fields = ("float_data", "double_data", "int32_data", "int64_data", "uint64_data")
-        have = sum(len(getattr(tensor, f)) for f in fields) * dtype.itemsize
-    if have != need:
-        raise WeightsError(f"{source}: tensor {name!r} declares {need} bytes but has {have}")
-    if tensor.data_location != tensor.EXTERNAL:
-        return np.array(onnx.numpy_helper.to_array(tensor))
-    with open_regular(path) as handle:  # never blocks, should a FIFO take its place
-        handle.seek(offset)
-        raw = handle.read(have)
-    if len(raw) != have:
-        raise WeightsError(f"{source}: the external data of {name!r} is truncated")
-    return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype).reshape(tuple(tensor.dims))
-
-
 class _Graph:
     """The parts of a checked graph the recogniser reads, and its error messages."""
 
@@ -166,9 +132,27 @@ class _Graph:
         return WeightsError(f"{self.source}: {text}")
 
     def const(self, name: str, what: str) -> np.ndarray:
+        """The values of a constant; data that does not fill its declared shape is refused."""
         if name not in self.constants:
             raise self.error(f"{what} {name!r} is not a constant (an initializer or Constant)")
-        return _array(self.constants[name], self.source, self.folder)
+        onnx, tensor = _onnx(), self.constants[name]
+        try:
+            dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
+        except Exception:
+            dtype = np.dtype(object)
+        if dtype.kind not in "fiu" or min(shape := tuple(tensor.dims), default=0) < 0:
+            raise self.error(f"tensor {tensor.name!r} holds {dtype} {list(shape)}")
+        if external := tensor.data_location == tensor.EXTERNAL:
+            path, offset, length = _external(tensor, self.source, self.folder, WeightsError)
+            with open_regular(path) as handle:  # never blocks, should a FIFO take its place
+                handle.seek(offset)
+                raw = handle.read(length)
+        try:  # numpy refuses data of another size than the shape's before allocating for it
+            if external:
+                return np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype).reshape(shape)
+            return np.array(onnx.numpy_helper.to_array(tensor))
+        except ValueError as err:
+            raise self.error(f"tensor {tensor.name!r} {list(shape)}: {first_line(err)}") from None
 
 
 def _attrs(node: Any) -> dict[str, Any]:
@@ -224,9 +208,8 @@ def _chain(g: _Graph) -> tuple[list[tuple[Any, Any]], list[str], str, str, set[i
                 raise g.error(f"{op} {node.name!r} where no layer precedes it")
             if op == "Softmax" and a.get("axis", -1) not in (1, -1):
                 raise g.error(f"Softmax over axis {a['axis']}, not the classes")
-            output, acts = (
-                ("softmax", acts) if op == "Softmax" else (output, [*acts, _ACTIVATIONS[op]])
-            )
+            output = "softmax" if op == "Softmax" else output
+            acts += [_ACTIVATIONS[op]] if op in _ACTIVATIONS else []
         elif (
             op not in ("Identity", "Cast", "Flatten")
             or a.get("axis", 1) != 1
@@ -255,11 +238,9 @@ def _tail(g: _Graph, score: str, classes: int, used: set[int]) -> None:
             raise g.error("ArgMax over another axis than the classes")
         if op == "ZipMap" and list(a.get("classlabels_int64s", [])) != k:
             raise g.error("ZipMap labels that are not 0..k-1")
-        if (
-            op == "ArrayFeatureExtractor"
-            and (table := g.const(node.input[0], "labels")).tolist() != k
-        ):
-            raise g.error(f"class labels {table.tolist()[:12]} that are not 0..{classes - 1}")
+        table = g.const(node.input[0], "labels").tolist() if op == _TAIL[2] else k
+        if table != k:
+            raise g.error(f"class labels {table[:12]} that are not 0..{classes - 1}")
         if op == "Reshape" and g.const(node.input[1], "shape").tolist() != [-1]:
             raise g.error("a Reshape of the labels to another shape than (-1,)")
         if op == "Cast" and a.get("to") not in (6, 7):  # int32, int64
@@ -274,10 +255,9 @@ def _tail(g: _Graph, score: str, classes: int, used: set[int]) -> None:
 def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Return ``(arrays, settings)`` of the plain MLP in the ``.onnx`` file ``path``.
 
-    ``arrays`` is ``{"W1": (in, out), "b1": (out,), ...}`` in the float dtype
-    stored; ``settings`` is ``{"hidden": name or names, "output": "identity" or
-    "softmax"}``, for ``Network(arrays, **settings)``. A :class:`~xpnn.WeightsError`
-    for anything else (see the module's description).
+    ``arrays`` is ``{"W1": (in, out), "b1": (out,), ...}`` in the float dtype stored; ``settings``
+    is ``{"hidden": name (all alike) or names, "output": "identity" or "softmax"}``, for
+    ``Network(arrays, **settings)``. A :class:`~xpnn.WeightsError` for anything else.
 
     >>> import pathlib, tempfile, xpnn
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.onnx"
@@ -288,8 +268,7 @@ def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict
     model, _, source, folder = load_model(path, WeightsError)
     g = _Graph(model, source, folder)
     if len(g.inputs) != 1:
-        names = ", ".join(v.name for v in g.inputs)
-        raise g.error(f"{len(g.inputs)} inputs ({names}); an MLP has one")
+        raise g.error(f"{len(g.inputs)} inputs ({', '.join(v.name for v in g.inputs)}), not one")
     x = g.inputs[0].type.tensor_type
     if x.elem_type not in _FLOATS or len(x.shape.dim) != 2:
         raise g.error("the input is not a 2-D float tensor (batch, features)")

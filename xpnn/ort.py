@@ -1,9 +1,8 @@
 """Run an ONNX model of a network with ONNX Runtime, on the CPU or a CUDA GPU.
 
-A model file is code: it is checked with ``onnx`` before ONNX Runtime loads it
-(:func:`xpnn.onnx_import.load_model`), its xpnn metadata validated, inputs
-checked before each run and outputs after. Every failure is one
-:class:`~xpnn.OnnxError` line; ONNX Runtime logs fatal errors only (session and run).
+A model file is code: :func:`xpnn.onnx_import.load_model` checks it before ONNX Runtime loads it;
+its xpnn metadata is validated, inputs checked before each run and outputs after. Every failure is
+one :class:`~xpnn.OnnxError` line; ONNX Runtime logs fatal errors only (session and run).
 """
 
 from __future__ import annotations
@@ -11,30 +10,24 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import array_api_compat.numpy as xnp
 import numpy as np
 
 from .backends import parse_device, to_numpy
 from .errors import BackendError, OnnxError, first_line, positive_int
-from .export import OUTPUTS
-from .network import batched
+from .export import OUTPUTS, export_model
+from .network import Network, batched
 from .onnx_import import _onnx, load_model
-
-if TYPE_CHECKING:
-    from .network import Network
 
 __all__ = ["OnnxRunner", "mnist_runner"]
 
 _CUDA, _CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
-_FATAL = 4  # ONNX Runtime's log severity: its errors reach us as exceptions
 # ONNX Runtime's names of the element types a network's input (or scores) can have.
 _FLOATS = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16"}
 _INPUTS = {**_FLOATS, "tensor(uint8)": "uint8"}
-_LABELS = ("tensor(int64)", "tensor(int32)")
 _SIZES = "xpnn.layer_sizes"
-_SHAPES = "; a network model takes (rows, features), returns labels (rows,) or (rows, classes)"
 
 
 def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
@@ -43,9 +36,7 @@ def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
     if kind == "cpu" and index in (None, 0):
         return "cpu", [_CPU]
     if kind != "cuda":
-        raise BackendError(
-            f"backend 'onnxruntime' has no device {device!r}; choose 'cpu', 'cuda' or 'cuda:N'"
-        )
+        raise BackendError(f"onnxruntime has no device {device!r}; use 'cpu', 'cuda' or 'cuda:N'")
     if _CUDA not in (available := ort.get_available_providers()):
         raise BackendError(
             f"device {device!r} needs ONNX Runtime's CUDA execution provider, but the "
@@ -59,17 +50,18 @@ class OnnxRunner:
     """An ONNX model (a path or its bytes) of a classifier, checked, then loaded in ONNX Runtime.
 
     ``device`` is ``"cpu"`` or ``"cuda[:N]"`` (with onnxruntime-gpu); a model of other
-    ``input_size`` or ``classes`` than given is refused. Attributes: ``device``,
-    ``input_dtype``, ``input_size``, ``output`` (``"labels"``, ``"logits"`` or
-    ``"probabilities"``), ``classes`` (None: unknown), ``batch`` (fixed rows, None:
-    dynamic), ``metadata``.
+    ``input_size`` or ``classes`` than given is refused. Attributes: ``device``, ``input_dtype``,
+    ``input_size``, ``output`` (``"labels"``, ``"logits"`` or ``"probabilities"``), ``classes``
+    (None: unknown), ``batch`` (fixed rows, None: dynamic), ``metadata``.
 
     Examples
     --------
-    >>> import xpnn
+    >>> import numpy as np, xpnn
     >>> runner = OnnxRunner.from_network(xpnn.init_network(), output="labels")
     >>> runner.classify([[1.0, 0.5], [-1.0, 3.0]]).tolist()
     [1, 1]
+    >>> runner.from_pixels(np.array([[0, 255]], dtype=np.uint8))
+    array([[0., 1.]], dtype=float32)
     """
 
     def __init__(self, model: str | os.PathLike[str] | bytes, *, device: str = "cpu",
@@ -77,8 +69,9 @@ class OnnxRunner:
         ort = _onnx("onnxruntime")
         self.device, providers = _providers(ort, device)
         proto, data, self.name, folder = load_model(model, OnnxError)  # before the runtime
-        options, self._run_options = ort.SessionOptions(), ort.RunOptions()
-        options.log_severity_level = self._run_options.log_severity_level = _FATAL
+        options, self._options = ort.SessionOptions(), ort.RunOptions()
+        # Fatal only: ONNX Runtime's errors reach us as exceptions.
+        options.log_severity_level = self._options.log_severity_level = 4
         if folder is not None:
             key = "session.model_external_initializers_file_folder_path"
             options.add_session_config_entry(key, str(folder))
@@ -103,7 +96,7 @@ class OnnxRunner:
         self.batch: int | None = rows if isinstance(rows, int) else None
         self.input_size: int = width if isinstance(width, int) else 0
         self.input_dtype = _INPUTS.get(x.type, "")
-        labels = y.type in _LABELS and len(y.shape) == 1
+        labels = y.type in ("tensor(int64)", "tensor(int32)") and len(y.shape) == 1
         scores = y.type in _FLOATS and len(y.shape) == 2 and isinstance(y.shape[1], int)
         self.classes: int | None = y.shape[1] if scores else classes
         self.output = meta.get("xpnn.output", "labels" if labels else "logits")
@@ -119,6 +112,7 @@ class OnnxRunner:
         have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
         need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
         shapes = f"takes {x.type} {x.shape}{' and more' * bool(more)}, returns {y.type} {y.shape}"
+        shapes += "; a network takes (rows, features), returns labels (rows,) or (rows, classes)"
         for failed, text in [
             (more or not self.input_dtype or not self.input_size or self.batch == 0, shapes),
             (not (labels or scores), shapes),
@@ -131,13 +125,11 @@ class OnnxRunner:
             if failed and text.startswith("xpnn."):
                 text = f"has metadata {text}={meta.get(text)!r}: malformed, or not its graph's"
             if failed:
-                raise OnnxError(f"{self.name} {text}" + (_SHAPES if text == shapes else ""))
+                raise OnnxError(f"{self.name} {text}")
 
     @classmethod
     def from_network(cls, net: Network, *, device: str = "cpu", **export: Any) -> OnnxRunner:
         """Export ``net`` in memory (options of :func:`xpnn.export_onnx`) and load it."""
-        from .export import export_model
-
         return cls(export_model(net, **export).SerializeToString(), device=device)
 
     def __repr__(self) -> str:
@@ -145,15 +137,7 @@ class OnnxRunner:
         return f"OnnxRunner({self.name}, {shape} -> {self.output}, device={self.device!r})"
 
     def from_pixels(self, pixels: Any) -> np.ndarray:
-        """Raw uint8 pixels as this model's input (for a float model ``p / 255 / input_scale``).
-
-        Examples
-        --------
-        >>> import numpy as np, xpnn
-        >>> runner = OnnxRunner.from_network(xpnn.init_network())
-        >>> runner.from_pixels(np.array([[0, 255]], dtype=np.uint8))
-        array([[0., 1.]], dtype=float32)
-        """
+        """Raw uint8 pixels as this model's input (for a float model ``p / 255 / input_scale``)."""
         host = to_numpy(pixels)
         if host.dtype != np.uint8:
             raise TypeError(f"pixels must be uint8, got dtype {host.dtype}")
@@ -163,10 +147,7 @@ class OnnxRunner:
         return np.asarray(host.astype(self.input_dtype) / divisor)
 
     def run(self, x: Any) -> np.ndarray:
-        """Return the model's output for ``x`` (one row ``(d,)`` or rows ``(n, d)``, any backend).
-
-        The output is checked: one result per row, labels within ``0..classes-1``.
-        """
+        """The model's output for ``x`` (a row or rows, any backend): a row each, labels 0..k-1."""
         host = _host(x)
         if host.dtype.kind not in "fiub":
             raise TypeError(f"model input must be real numbers, got dtype {host.dtype}")
@@ -180,9 +161,7 @@ class OnnxRunner:
         if self.batch not in (None, rows):
             raise OnnxError(f"{self.name} has a fixed batch of {self.batch} rows; got {rows}")
         try:
-            (out,) = self.session.run(
-                [self.output_name], {self.input_name: feed}, self._run_options
-            )
+            (out,) = self.session.run([self.output_name], {self.input_name: feed}, self._options)
         except Exception as err:
             raise OnnxError(f"onnxruntime failed to run {self.name}: {first_line(err)}") from None
         shape, top = ((rows,), self.classes or 2**62) if labels else ((rows, self.classes), 1)
@@ -192,8 +171,7 @@ class OnnxRunner:
                 f"{self.name} returned {what} for {rows} rows; expected shape {shape}"
                 + (f" of labels 0..{top - 1}" if labels and self.classes else "")
             )
-        result: np.ndarray = out[0] if host.ndim == 1 else out
-        return result
+        return out[0] if host.ndim == 1 else out  # type: ignore[no-any-return]
 
     def classify(self, x: Any, batch_size: int | None = None, *,
                  progress: Callable[[int], None] | None = None) -> np.ndarray:  # fmt: skip
@@ -207,8 +185,7 @@ class OnnxRunner:
 
         if host.ndim != 2:
             return labels(host)
-        found: np.ndarray = batched(labels, host, size, xnp, progress)
-        return found
+        return batched(labels, host, size, xnp, progress)  # type: ignore[no-any-return]
 
 
 def _host(x: Any) -> np.ndarray:
@@ -220,8 +197,8 @@ def mnist_runner(weights: str | os.PathLike[str] | None = None, *,
                  device: str = "cpu") -> OnnxRunner:  # fmt: skip
     """A runner for an MNIST ``.onnx`` (784 features, 10 classes), or weights exported.
 
-    Other weights (``None``: the book's) are exported for uint8 pixels with the
-    ``/255`` in place of any recorded ``input_scale``, as ``xpnn eval`` does.
+    Other weights (``None``: the book's) are exported for uint8 pixels with the ``/255`` in place
+    of any recorded ``input_scale``, as ``xpnn eval`` does.
 
     Examples
     --------
@@ -243,8 +220,6 @@ def mnist_runner(weights: str | os.PathLike[str] | None = None, *,
     if (net.input_size, net.layer_sizes[-1]) != (784, 10):
         sizes = f"{net.input_size} inputs and {net.layer_sizes[-1]} classes"
         name = os.fspath(weights or "the weights")
-        raise OnnxError(
-            f"{name!r} is a network of {sizes}, but 784 inputs and 10 classes are needed"
-        )
+        raise OnnxError(f"{name!r} is a network of {sizes}; 784 inputs and 10 classes are needed")
     pixels = net.to(input_scale=1.0)  # the export folds the /255 into W1
     return OnnxRunner.from_network(pixels, input_dtype="uint8", output="labels", device=device)
