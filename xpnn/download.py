@@ -40,23 +40,16 @@ ENV_DATA_DIR, ENV_OFFLINE = "XPNN_DATA_DIR", "XPNN_OFFLINE"
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 #: Seconds a mirror may stay silent; bytes per second it must average beyond that.
 DEFAULT_TIMEOUT, MIN_RATE = 30.0, 20_000
-#: Largest file downloaded or read when no size is pinned.
-MAX_UNPINNED_BYTES = 1 << 28
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file known by name, SHA-256 and size (bytes; ``None``: unknown), and its mirrors."""
+    """A file known by name, SHA-256, mirrors and size in bytes (a cap on downloads and reads)."""
 
     name: str
     sha256: str
     urls: tuple[str, ...]
-    size: int | None = None
-
-    @property
-    def max_bytes(self) -> int:
-        """The most bytes a download or a read of this file may take."""
-        return MAX_UNPINNED_BYTES if self.size is None else self.size
+    size: int
 
 
 def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -94,10 +87,10 @@ def read_verified(remote: RemoteFile, path: Path) -> bytes:
     >>> import hashlib, pathlib, tempfile
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
     >>> _ = path.write_bytes(b"hello")
-    >>> read_verified(RemoteFile("hello.txt", hashlib.sha256(b"hello").hexdigest(), ()), path)
+    >>> read_verified(RemoteFile("hello.txt", hashlib.sha256(b"hello").hexdigest(), (), 5), path)
     b'hello'
     """
-    data = read_regular(path, remote.max_bytes, DataError)
+    data = read_regular(path, remote.size, DataError)
     if (actual := hashlib.sha256(data).hexdigest()) != remote.sha256:
         raise DataError(
             f"{path}: SHA-256 {actual} does not match the pinned {remote.sha256}; the file is "
@@ -134,7 +127,7 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
     if parts.scheme == "https":  # certifi comes with pooch (through requests)
         context = ssl.create_default_context(cafile=importlib.import_module("certifi").where())
         connection = http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=context)
-    deadline = time.monotonic() + (limit := timeout + remote.max_bytes / MIN_RATE)
+    deadline = time.monotonic() + (limit := timeout + remote.size / MIN_RATE)
     connection.connect()  # within the timeout
     timer = threading.Timer(deadline - time.monotonic(), _hang_up, (connection.sock,))
     timer.start()
@@ -145,13 +138,13 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
                 raise _Failed(f"HTTP {response.status} {response.reason}")
             digest, received, bar = hashlib.sha256(), 0, _progress(remote)
             while chunk := response.read1(1 << 16):
-                if (received := received + len(chunk)) > remote.max_bytes:
-                    raise _Failed(f"longer than the expected {remote.max_bytes} bytes")
+                if (received := received + len(chunk)) > remote.size:
+                    raise _Failed(f"longer than the expected {remote.size} bytes")
                 digest.update(chunk)
                 out.write(chunk)
                 bar.update(len(chunk))
             bar.close()
-        if remote.size is not None and received != remote.size:
+        if received != remote.size:
             raise _Failed(f"truncated: {received} of {remote.size} bytes")
         if digest.hexdigest() != remote.sha256:
             raise _Failed(f"SHA-256 {digest.hexdigest()} is not the pinned {remote.sha256}")
