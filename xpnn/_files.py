@@ -32,9 +32,7 @@ def _exit(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``SystemExit(143)`` (a shell's status for it) so that
-    cleanups run; only in the main thread, and only where SIGTERM has its default action.
-    """
+    """SIGTERM raises ``SystemExit(143)`` within (main thread, default action only) for cleanups."""
     main = threading.current_thread() is threading.main_thread()
     if own := main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit)
@@ -51,10 +49,8 @@ def atomic_write(
 ) -> None:
     """Write ``content`` (bytes, or a function writing to the binary file given) atomically.
 
-    An unpredictable temporary next to ``path`` (``mkstemp``: exclusive, never
-    through a planted link) gets the mode ``open()`` gives and is renamed over
-    ``path`` (a link there is replaced, not followed). Any exception, Ctrl-C
-    and SIGTERM (:func:`sigterm_raises`) remove it.
+    A ``mkstemp`` temporary next to ``path`` gets the mode ``open()`` gives and replaces ``path``
+    (a link there is replaced, not followed); any exception, Ctrl-C or SIGTERM removes it.
     """
     folder, name = os.path.split(os.fspath(path))
     with sigterm_raises():

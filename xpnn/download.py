@@ -1,14 +1,9 @@
 """Where data files live, fetching missing ones from pinned mirrors, and checking pins.
 
-The data directory is the ``data_dir`` argument, else ``XPNN_DATA_DIR``, else
-``pooch.os_cache("xpnn")`` (``~/.cache/xpnn`` on Linux); ``~`` is expanded.
-`pooch <https://www.fatiando.org/pooch/>`_ keeps the registry of pinned SHA-256
-hashes, verifies and places downloads; its downloader hook adds what it lacks:
-each mirror in turn, one deadline for the whole exchange (connection,
-headers and body: ``timeout + size / MIN_RATE`` seconds; ``timeout`` of
-silence), the pinned size as a cap, no redirects, the SHA-256 checked before
-the next mirror. Bytes go through :func:`xpnn._files.atomic_write`. Downloads
-need pooch (the ``data`` extra); ``XPNN_OFFLINE`` = 1/true/yes/on forbids them.
+pooch (the ``data`` extra) keeps the SHA-256 registry and places downloads; xpnn's downloader
+hook tries each mirror in turn with one deadline for the whole exchange (``timeout + size /
+MIN_RATE`` s; ``timeout`` of silence), the pinned size as a cap and no redirects, writing through
+:func:`xpnn._files.atomic_write`. ``XPNN_OFFLINE`` = 1/true/yes/on forbids downloads.
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 from ._files import atomic_write, read_regular, sigterm_raises
@@ -53,7 +47,8 @@ class RemoteFile:
 
 
 def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Return the data directory (an empty string means "not set").
+    """Return ``data_dir``, else ``XPNN_DATA_DIR`` (empty: not set), else ``pooch.os_cache("xpnn")``
+    (``~/.cache/xpnn`` without pooch); ``~`` is expanded.
 
     Examples
     --------
@@ -69,7 +64,6 @@ def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _offline() -> bool:
-    """Whether ``XPNN_OFFLINE`` forbids downloads: 1/true/yes/on; 0/false/no/off/empty allow."""
     value = os.environ.get(ENV_OFFLINE, "").strip().lower()
     if value not in _ON + _OFF:
         raise DataError(
@@ -103,19 +97,19 @@ class _Failed(Exception):
     """A mirror failed; the message says why."""
 
 
-def _hang_up(sock: socket.socket) -> None:
-    """Wake a read blocked on ``sock`` (called by the deadline's timer thread)."""
+def _hang_up(sock: socket.socket) -> None:  # the deadline's timer wakes a blocked read
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _progress(remote: RemoteFile) -> Any:
-    """A tqdm bar on stderr when it is a terminal (and tqdm is installed)."""
+def _progress(remote: RemoteFile, out: BinaryIO) -> Any:
+    """``out``, drawing a tqdm bar on stderr when it is a terminal (and tqdm is installed)."""
     with contextlib.suppress(ImportError):
-        bar = importlib.import_module("tqdm").tqdm
+        tqdm = importlib.import_module("tqdm").tqdm
         off = not (sys.stderr and sys.stderr.isatty())
-        return bar(total=remote.size, desc=remote.name, unit="B", unit_scale=True, disable=off)
-    return SimpleNamespace(update=lambda count: None, close=lambda: None)
+        options = dict(desc=remote.name, unit="B", unit_scale=True, disable=off)
+        return tqdm.wrapattr(out, "write", remote.size, bytes=False, **options)
+    return contextlib.nullcontext(out)
 
 
 def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
@@ -136,14 +130,13 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
         with connection.getresponse() as response:
             if response.status != 200:
                 raise _Failed(f"HTTP {response.status} {response.reason}")
-            digest, received, bar = hashlib.sha256(), 0, _progress(remote)
-            while chunk := response.read1(1 << 16):
-                if (received := received + len(chunk)) > remote.size:
-                    raise _Failed(f"longer than the expected {remote.size} bytes")
-                digest.update(chunk)
-                out.write(chunk)
-                bar.update(len(chunk))
-            bar.close()
+            digest, received = hashlib.sha256(), 0
+            with _progress(remote, out) as sink:
+                while chunk := response.read1(1 << 16):
+                    if (received := received + len(chunk)) > remote.size:
+                        raise _Failed(f"longer than the expected {remote.size} bytes")
+                    digest.update(chunk)
+                    sink.write(chunk)
         if received != remote.size:
             raise _Failed(f"truncated: {received} of {remote.size} bytes")
         if digest.hexdigest() != remote.sha256:
@@ -201,11 +194,9 @@ def ensure_files(remotes: Iterable[RemoteFile], data_dir: str | os.PathLike[str]
                  timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:  # fmt: skip
     """Return the path of each file by name in :func:`data_home`, downloading missing ones.
 
-    Present files are verified by their readers (:func:`read_verified`). Call
-    it once with every file a task needs: a :class:`~xpnn.DataError` names every
-    missing file with its SHA-256, and every URL tried with why it failed, in one
-    line. ``timeout``: seconds a mirror may stay silent. ``download=False`` or
-    ``XPNN_OFFLINE`` forbid downloads.
+    Present files are verified by their readers (:func:`read_verified`). One
+    :class:`~xpnn.DataError` line names every file still missing, with its SHA-256,
+    and every URL tried with why it failed. ``download=False`` forbids downloads.
     """
     remotes, directory = list(remotes), data_home(data_dir)
     if directory.exists() and not directory.is_dir():
