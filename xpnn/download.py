@@ -55,8 +55,7 @@ def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
     >>> str(data_home("/srv/mnist"))
     '/srv/mnist'
     """
-    chosen = os.fspath(data_dir or "") or os.environ.get(ENV_DATA_DIR, "")
-    if chosen:
+    if chosen := os.fspath(data_dir or "") or os.environ.get(ENV_DATA_DIR, ""):
         return Path(chosen).expanduser()
     with contextlib.suppress(ImportError):
         return Path(importlib.import_module("pooch").os_cache("xpnn"))

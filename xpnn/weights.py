@@ -131,9 +131,8 @@ def _parse_settings(recorded: dict[str, str], source: str) -> dict[str, Any]:
     for key, value in recorded.items():
         try:
             if key in _CHOICES:
-                options, what = _CHOICES[key]
                 parts = value.split(",") if key == "hidden" else [value]
-                names = tuple(check_choice(n, options, what) for n in parts)
+                names = tuple(check_choice(n, *_CHOICES[key]) for n in parts)
                 out[key] = names if len(names) > 1 else names[0]
             elif key == "input_scale":
                 out[key] = float(value) if _NUMBER.fullmatch(value) else 0.0
@@ -192,10 +191,9 @@ def load_weights(path: str | os.PathLike[str], *, backend: str | None = None, de
     """
     path = Path(path)
     _check(path.is_file(), f"{path}: no such weights file")
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise WeightsError(f"{path}: unknown weights format; use .safetensors, .npz, .pkl or .onnx")
-    arrays, recorded = reader(path)
+    why = "unknown weights format; use .safetensors, .npz, .pkl or .onnx"
+    _check(path.suffix.lower() in _READERS, f"{path}: {why}")
+    arrays, recorded = _READERS[path.suffix.lower()](path)
     given = dict(dtype=dtype, hidden=hidden, output=output, input_scale=input_scale, device=device)
     return _build(arrays, _parse_settings(recorded, str(path)), str(path), backend=backend, **given)
 
