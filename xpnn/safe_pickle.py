@@ -60,9 +60,8 @@ class _DtypeSpec:
         _check(simple and state in plain, f"refused dtype state {state!r:.80}")
         self.order, self.built = state[1], True
 
-    def dtype(self) -> np.dtype[Any]:
-        base: np.dtype[Any] = np.dtype(self.code)
-        return base if self.order == "|" else base.newbyteorder(self.order)  # type: ignore[arg-type]
+    def dtype(self) -> np.dtype[Any]:  # "|" (1-byte codes only) leaves the dtype as it is
+        return np.dtype(str(self.code)).newbyteorder(self.order)  # type: ignore[arg-type]
 
 
 def _array(raw: Any, spec: Any, shape: Any, fortran: Any) -> np.ndarray:

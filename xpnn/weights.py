@@ -208,13 +208,10 @@ def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
     why = f"{path}: save weights as .safetensors or .npz; a .pkl cannot record the network's"
     _check(suffix in (".safetensors", ".npz"), f"{why} settings and would need pickle to read")
     arrays = {k: np.ascontiguousarray(v) for k, v in _native(network.host_params()).items()}
-    settings = {
-        "hidden": ",".join((h,) if isinstance(h := network.hidden, str) else h),
-        "output": network.output,
-        "input_scale": repr(network.input_scale),  # repr round-trips a float exactly
-        "dtype": network.dtype_name,
-        "layer_sizes": ",".join(map(str, network.layer_sizes)),
-    }
+    hidden = ",".join((h,) if isinstance(h := network.hidden, str) else h)
+    settings = {"hidden": hidden, "output": network.output, "dtype": network.dtype_name}
+    settings |= {"input_scale": repr(network.input_scale)}  # repr round-trips a float exactly
+    settings |= {"layer_sizes": ",".join(map(str, network.layer_sizes))}
     if suffix == ".safetensors":
         from safetensors.numpy import save
 
