@@ -66,10 +66,9 @@ def parse_idx(data: bytes, name: str | os.PathLike[str] = "<bytes>", *,
     >>> parse_idx(bytes([0, 0, 8, 1, 0, 0, 0, 2, 4, 2]))
     array([4, 2], dtype=uint8)
     """
-    stream: Any = io.BytesIO(data)
+    raw = io.BytesIO(data)
+    stream: Any = gzip.GzipFile(fileobj=raw) if data[:2] == b"\x1f\x8b" else raw
     try:
-        if data[:2] == b"\x1f\x8b":
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")
         with stream:
             return _parse(stream, os.fspath(name), max_bytes)
     except (OSError, EOFError, zlib.error) as err:

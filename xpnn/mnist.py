@@ -50,13 +50,11 @@ def _check_mnist(array: np.ndarray, kind: str, path: Any) -> None:
 
 
 def _host(split: str, kinds: tuple[str, ...], data_dir: _Dir, download: bool) -> list[Any]:
-    """The split's host arrays, each file read once, verified, parsed and checked."""
     remotes = [MNIST_FILES[check_choice(split, ("train", "test"), "MNIST split"), k] for k in kinds]
     paths = ensure_files(remotes, data_dir, download=download)
-    arrays = []
-    for kind, remote in zip(kinds, remotes, strict=True):
-        arrays.append(parse_idx(read_verified(remote, paths[remote.name]), paths[remote.name]))
-        _check_mnist(arrays[-1], kind, paths[remote.name])
+    arrays = [parse_idx(read_verified(r, paths[r.name]), paths[r.name]) for r in remotes]
+    for kind, remote, array in zip(kinds, remotes, arrays, strict=True):
+        _check_mnist(array, kind, paths[remote.name])
     if len(arrays) == 2 and len(arrays[0]) != len(arrays[1]):
         raise DataError(f"MNIST {split} split: {len(arrays[0])} images but {len(arrays[1])} labels")
     return arrays

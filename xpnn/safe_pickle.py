@@ -142,7 +142,6 @@ _SLOT, _MARK_COST, _MEMO_COST = 8, 16, 16  # a stack entry; marks and memo grow 
 
 
 def _prescan(data: bytes) -> None:
-    """Walk the opcodes without running anything; refuse what a weights dict never needs."""
     budget = ALLOCATION_FACTOR * len(data) + ALLOCATION_SLACK
     spent = depth = memo = 0  # memo: the memo table's length (highest index stored + 1)
     marks: list[int] = []

@@ -178,8 +178,7 @@ def load_weights(path: str | os.PathLike[str], *, backend: str | None = None, de
 
     ``path`` is ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``, or an
     ``.onnx`` MLP. ``dtype``, ``hidden``, ``output`` and ``input_scale`` override the recorded
-    settings (else the arrays' dtype, ``sigmoid``, ``softmax`` and 1). A malformed or unsafe
-    file, bad layers or bad recorded settings raise :class:`~xpnn.WeightsError`.
+    settings (else the arrays' dtype, ``sigmoid``, ``softmax`` and 1); bad input: WeightsError.
 
     Examples
     --------
