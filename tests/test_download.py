@@ -101,8 +101,8 @@ def server(monkeypatch):
         thread.join(5)
 
 
-def _remote(base, *kinds, size=16384):
-    return RemoteFile("file.bin", SHA, tuple(f"{base}/{k}/file.bin" for k in kinds), size)
+def _remote(base, *kinds):
+    return RemoteFile("file.bin", SHA, tuple(f"{base}/{k}/file.bin" for k in kinds), 16384)
 
 
 BAD_MIRRORS = [
@@ -128,12 +128,6 @@ def test_a_bad_first_mirror_is_skipped(server, tmp_path, capfd, bad):
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # nothing partial left
     assert [r.split("/")[1] for r in httpd.requests] == [bad, "good"]
     assert capfd.readouterr().err == ""  # no log lines, no progress bar off a terminal
-
-
-def test_unknown_size_still_checks_the_hash(server, tmp_path):
-    _, base = server
-    paths = ensure_files([_remote(base, "corrupt", "good", size=None)], tmp_path, timeout=TIMEOUT)
-    assert paths["file.bin"].read_bytes() == PAYLOAD
 
 
 def test_all_mirrors_failing_is_one_message_naming_each(server, tmp_path, capfd):

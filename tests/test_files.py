@@ -15,7 +15,7 @@ import tracemalloc
 import pytest
 
 from xpnn import _files
-from xpnn._files import atomic_write, default_file_mode, open_regular, read_at_most
+from xpnn._files import atomic_write, default_file_mode, open_regular, read_regular
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
@@ -93,24 +93,21 @@ def test_interrupt_between_write_and_rename(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 << 20])
-def test_read_at_most_reads_whole_files_and_one_byte_past_the_limit(tmp_path, size):
+def test_read_regular_reads_whole_files_and_one_byte_past_the_limit(tmp_path, size):
     path = tmp_path / "f"
     data = bytes(range(256)) * (size // 256) + bytes(size % 256)
     path.write_bytes(data)
-    with open(path, "rb") as f:
-        assert read_at_most(f, 4096) == data[:4097]
-    with open(path, "rb") as f:
-        assert read_at_most(f, 1 << 30) == data
+    assert read_regular(path, 4096, ValueError) == data[:4097]
+    assert read_regular(path, 1 << 30, ValueError) == data
 
 
-def test_read_at_most_reserves_no_more_than_the_file(tmp_path):
+def test_read_regular_reserves_no_more_than_the_file(tmp_path):
     """A small file read under a large limit costs about its own size, not the limit."""
     path = tmp_path / "small"
     path.write_bytes(b"x" * 1000)
     tracemalloc.start()
     try:
-        with open(path, "rb") as f:
-            read_at_most(f, 1 << 28)
+        read_regular(path, 1 << 28, ValueError)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

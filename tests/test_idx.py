@@ -118,7 +118,7 @@ def _pin_test_split(directory, monkeypatch, images, labels):
         data = gz(idx_bytes(array))
         remote = mnist.MNIST_FILES["test", kind]
         (directory / remote.name).write_bytes(data)
-        pinned = mnist.RemoteFile(remote.name, hashlib.sha256(data).hexdigest(), ())
+        pinned = mnist.RemoteFile(remote.name, hashlib.sha256(data).hexdigest(), (), len(data))
         monkeypatch.setitem(mnist.MNIST_FILES, ("test", kind), pinned)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import os
 import signal
 import stat
@@ -13,18 +12,11 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
-__all__ = ["atomic_write", "default_file_mode", "open_regular", "read_at_most", "read_regular",
-           "sigterm_raises"]  # fmt: skip
+__all__ = ["atomic_write", "default_file_mode", "open_regular", "read_regular", "sigterm_raises"]
 
 
 def default_file_mode() -> int:
-    """Return the mode ``open(path, "w")`` gives a new file: ``0o666`` less the umask.
-
-    Examples
-    --------
-    >>> default_file_mode() & 0o600
-    384
-    """
+    """Return the mode ``open(path, "w")`` gives a new file: ``0o666`` less the umask."""
     try:  # Linux tells the umask without changing it
         with open("/proc/self/status", encoding="ascii") as status:
             umask = next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
@@ -40,9 +32,7 @@ def _exit(signum: int, frame: Any) -> None:
 
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
-    """Within the block, SIGTERM raises ``SystemExit(143)`` (a shell's status for it) so that
-    cleanups run; only in the main thread, and only where SIGTERM has its default action.
-    """
+    """SIGTERM raises ``SystemExit(143)`` within (main thread, default action only) for cleanups."""
     main = threading.current_thread() is threading.main_thread()
     if own := main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _exit)
@@ -59,18 +49,8 @@ def atomic_write(
 ) -> None:
     """Write ``content`` (bytes, or a function writing to the binary file given) atomically.
 
-    An unpredictable temporary next to ``path`` (``mkstemp``: exclusive, never
-    through a planted link) gets the mode ``open()`` gives and is renamed over
-    ``path`` (a link there is replaced, not followed). Any exception, Ctrl-C
-    and SIGTERM (:func:`sigterm_raises`) remove it.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> target = pathlib.Path(tempfile.mkdtemp()) / "note.txt"
-    >>> atomic_write(target, b"hello")
-    >>> target.read_bytes()
-    b'hello'
+    A ``mkstemp`` temporary next to ``path`` gets the mode ``open()`` gives and replaces ``path``
+    (a link there is replaced, not followed); any exception, Ctrl-C or SIGTERM removes it.
     """
     folder, name = os.path.split(os.fspath(path))
     with sigterm_raises():
@@ -88,17 +68,7 @@ def atomic_write(
 
 
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a regular file for reading, never blocking; anything else is an OSError.
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> fifo = os.path.join(tempfile.mkdtemp(), "fifo")
-    >>> os.mkfifo(fifo)
-    >>> open_regular(fifo)
-    Traceback (most recent call last):
-    OSError: [Errno 22] not a regular file: '...fifo'
-    """
+    """Open a regular file for reading, never blocking; anything else is an OSError."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO opens at once
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -110,35 +80,11 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
         raise
 
 
-def read_at_most(handle: BinaryIO, limit: int) -> bytes:
-    """Read a whole file, or its first ``limit + 1`` bytes (the caller refuses those).
-
-    Memory follows the file's size (``fstat``'s, where it has one), not ``limit``.
-
-    Examples
-    --------
-    >>> import io
-    >>> read_at_most(io.BytesIO(b"abcdef"), 4)
-    b'abcde'
-    """
-    try:
-        size = os.fstat(handle.fileno()).st_size
-    except (OSError, AttributeError, io.UnsupportedOperation):
-        size = limit  # a stream: the limit bounds it
-    return handle.read(min(size, limit) + 1)
-
-
 def read_regular(path: str | os.PathLike[str], limit: int, error: type[Exception]) -> bytes:
-    """:func:`read_at_most` of :func:`open_regular`; an OSError is one ``error`` line.
-
-    Examples
-    --------
-    >>> read_regular("/no/such/file", 10, ValueError)
-    Traceback (most recent call last):
-    ValueError: /no/such/file: cannot read (No such file or directory)
-    """
+    """Read a regular file whole, or its first ``limit + 1`` bytes (the caller refuses those);
+    memory follows the file's size, not ``limit``. An OSError is one ``error`` line."""
     try:
         with open_regular(path) as handle:
-            return read_at_most(handle, limit)
+            return handle.read(min(os.fstat(handle.fileno()).st_size, limit) + 1)
     except OSError as err:
         raise error(f"{os.fspath(path)}: cannot read ({err.strerror or err})") from None

@@ -1,14 +1,9 @@
 """Where data files live, fetching missing ones from pinned mirrors, and checking pins.
 
-The data directory is the ``data_dir`` argument, else ``XPNN_DATA_DIR``, else
-``pooch.os_cache("xpnn")`` (``~/.cache/xpnn`` on Linux); ``~`` is expanded.
-`pooch <https://www.fatiando.org/pooch/>`_ keeps the registry of pinned SHA-256
-hashes, verifies and places downloads; its downloader hook adds what it lacks:
-each mirror in turn, one deadline for the whole exchange (connection,
-headers and body: ``timeout + size / MIN_RATE`` seconds; ``timeout`` of
-silence), the pinned size as a cap, no redirects, the SHA-256 checked before
-the next mirror. Bytes go through :func:`xpnn._files.atomic_write`. Downloads
-need pooch (the ``data`` extra); ``XPNN_OFFLINE`` = 1/true/yes/on forbids them.
+pooch (the ``data`` extra) keeps the SHA-256 registry and places downloads; xpnn's downloader
+hook tries each mirror in turn with one deadline for the whole exchange (``timeout + size /
+MIN_RATE`` s; ``timeout`` of silence), the pinned size as a cap and no redirects, writing through
+:func:`xpnn._files.atomic_write`. ``XPNN_OFFLINE`` = 1/true/yes/on forbids downloads.
 """
 
 from __future__ import annotations
@@ -28,7 +23,6 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 from ._files import atomic_write, read_regular, sigterm_raises
@@ -40,35 +34,28 @@ ENV_DATA_DIR, ENV_OFFLINE = "XPNN_DATA_DIR", "XPNN_OFFLINE"
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 #: Seconds a mirror may stay silent; bytes per second it must average beyond that.
 DEFAULT_TIMEOUT, MIN_RATE = 30.0, 20_000
-#: Largest file downloaded or read when no size is pinned.
-MAX_UNPINNED_BYTES = 1 << 28
 
 
 @dataclass(frozen=True)
 class RemoteFile:
-    """A file known by name, SHA-256 and size (bytes; ``None``: unknown), and its mirrors."""
+    """A file known by name, SHA-256, mirrors and size in bytes (a cap on downloads and reads)."""
 
     name: str
     sha256: str
     urls: tuple[str, ...]
-    size: int | None = None
-
-    @property
-    def max_bytes(self) -> int:
-        """The most bytes a download or a read of this file may take."""
-        return MAX_UNPINNED_BYTES if self.size is None else self.size
+    size: int
 
 
 def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Return the data directory (an empty string means "not set").
+    """Return ``data_dir``, else ``XPNN_DATA_DIR`` (empty: not set), else ``pooch.os_cache("xpnn")``
+    (``~/.cache/xpnn`` without pooch); ``~`` is expanded.
 
     Examples
     --------
     >>> str(data_home("/srv/mnist"))
     '/srv/mnist'
     """
-    chosen = os.fspath(data_dir or "") or os.environ.get(ENV_DATA_DIR, "")
-    if chosen:
+    if chosen := os.fspath(data_dir or "") or os.environ.get(ENV_DATA_DIR, ""):
         return Path(chosen).expanduser()
     with contextlib.suppress(ImportError):
         return Path(importlib.import_module("pooch").os_cache("xpnn"))
@@ -76,7 +63,6 @@ def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _offline() -> bool:
-    """Whether ``XPNN_OFFLINE`` forbids downloads: 1/true/yes/on; 0/false/no/off/empty allow."""
     value = os.environ.get(ENV_OFFLINE, "").strip().lower()
     if value not in _ON + _OFF:
         raise DataError(
@@ -94,10 +80,10 @@ def read_verified(remote: RemoteFile, path: Path) -> bytes:
     >>> import hashlib, pathlib, tempfile
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "hello.txt"
     >>> _ = path.write_bytes(b"hello")
-    >>> read_verified(RemoteFile("hello.txt", hashlib.sha256(b"hello").hexdigest(), ()), path)
+    >>> read_verified(RemoteFile("hello.txt", hashlib.sha256(b"hello").hexdigest(), (), 5), path)
     b'hello'
     """
-    data = read_regular(path, remote.max_bytes, DataError)
+    data = read_regular(path, remote.size, DataError)
     if (actual := hashlib.sha256(data).hexdigest()) != remote.sha256:
         raise DataError(
             f"{path}: SHA-256 {actual} does not match the pinned {remote.sha256}; the file is "
@@ -110,19 +96,19 @@ class _Failed(Exception):
     """A mirror failed; the message says why."""
 
 
-def _hang_up(sock: socket.socket) -> None:
-    """Wake a read blocked on ``sock`` (called by the deadline's timer thread)."""
+def _hang_up(sock: socket.socket) -> None:  # the deadline's timer wakes a blocked read
     with contextlib.suppress(OSError):
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
-def _progress(remote: RemoteFile) -> Any:
-    """A tqdm bar on stderr when it is a terminal (and tqdm is installed)."""
+def _progress(remote: RemoteFile, out: BinaryIO) -> Any:
+    """``out``, drawing a tqdm bar on stderr when it is a terminal (and tqdm is installed)."""
     with contextlib.suppress(ImportError):
-        bar = importlib.import_module("tqdm").tqdm
+        tqdm = importlib.import_module("tqdm").tqdm
         off = not (sys.stderr and sys.stderr.isatty())
-        return bar(total=remote.size, desc=remote.name, unit="B", unit_scale=True, disable=off)
-    return SimpleNamespace(update=lambda count: None, close=lambda: None)
+        options = dict(desc=remote.name, unit="B", unit_scale=True, disable=off)
+        return tqdm.wrapattr(out, "write", remote.size, bytes=False, **options)
+    return contextlib.nullcontext(out)
 
 
 def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
@@ -134,7 +120,7 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
     if parts.scheme == "https":  # certifi comes with pooch (through requests)
         context = ssl.create_default_context(cafile=importlib.import_module("certifi").where())
         connection = http.client.HTTPSConnection(parts.netloc, timeout=timeout, context=context)
-    deadline = time.monotonic() + (limit := timeout + remote.max_bytes / MIN_RATE)
+    deadline = time.monotonic() + (limit := timeout + remote.size / MIN_RATE)
     connection.connect()  # within the timeout
     timer = threading.Timer(deadline - time.monotonic(), _hang_up, (connection.sock,))
     timer.start()
@@ -143,15 +129,14 @@ def _get(url: str, remote: RemoteFile, timeout: float, out: BinaryIO) -> None:
         with connection.getresponse() as response:
             if response.status != 200:
                 raise _Failed(f"HTTP {response.status} {response.reason}")
-            digest, received, bar = hashlib.sha256(), 0, _progress(remote)
-            while chunk := response.read1(1 << 16):
-                if (received := received + len(chunk)) > remote.max_bytes:
-                    raise _Failed(f"longer than the expected {remote.max_bytes} bytes")
-                digest.update(chunk)
-                out.write(chunk)
-                bar.update(len(chunk))
-            bar.close()
-        if remote.size is not None and received != remote.size:
+            digest, received = hashlib.sha256(), 0
+            with _progress(remote, out) as sink:
+                while chunk := response.read1(1 << 16):
+                    if (received := received + len(chunk)) > remote.size:
+                        raise _Failed(f"longer than the expected {remote.size} bytes")
+                    digest.update(chunk)
+                    sink.write(chunk)
+        if received != remote.size:
             raise _Failed(f"truncated: {received} of {remote.size} bytes")
         if digest.hexdigest() != remote.sha256:
             raise _Failed(f"SHA-256 {digest.hexdigest()} is not the pinned {remote.sha256}")
@@ -208,11 +193,9 @@ def ensure_files(remotes: Iterable[RemoteFile], data_dir: str | os.PathLike[str]
                  timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:  # fmt: skip
     """Return the path of each file by name in :func:`data_home`, downloading missing ones.
 
-    Present files are verified by their readers (:func:`read_verified`). Call
-    it once with every file a task needs: a :class:`~xpnn.DataError` names every
-    missing file with its SHA-256, and every URL tried with why it failed, in one
-    line. ``timeout``: seconds a mirror may stay silent. ``download=False`` or
-    ``XPNN_OFFLINE`` forbid downloads.
+    Present files are verified by their readers (:func:`read_verified`). One
+    :class:`~xpnn.DataError` line names every file still missing, with its SHA-256,
+    and every URL tried with why it failed. ``download=False`` forbids downloads.
     """
     remotes, directory = list(remotes), data_home(data_dir)
     if directory.exists() and not directory.is_dir():

@@ -1,10 +1,8 @@
 """A validating reader for IDX files (the MNIST file format), raw or gzip-compressed.
 
-Checked before use: magic number, type code, dimensions, data exactly as long
-as declared. A header declaring over ``max_bytes`` is refused before any data
-is read; data is read in pieces as it comes (memory follows what the file
-holds) and decompression stops one byte past the declared size, so a gzip bomb
-cannot exhaust memory. Every failure is an :class:`xpnn.DataError` naming the file.
+Magic, type code, dimensions and exact data length are checked; a header declaring over
+``max_bytes`` is refused, data is read in pieces as it comes and decompression stops one byte past
+the declared size (no gzip bomb). Every failure is an :class:`xpnn.DataError` naming the file.
 """
 
 from __future__ import annotations
@@ -68,10 +66,9 @@ def parse_idx(data: bytes, name: str | os.PathLike[str] = "<bytes>", *,
     >>> parse_idx(bytes([0, 0, 8, 1, 0, 0, 0, 2, 4, 2]))
     array([4, 2], dtype=uint8)
     """
-    stream: Any = io.BytesIO(data)
+    raw = io.BytesIO(data)
+    stream: Any = gzip.GzipFile(fileobj=raw) if data[:2] == b"\x1f\x8b" else raw
     try:
-        if data[:2] == b"\x1f\x8b":
-            stream = gzip.GzipFile(fileobj=stream, mode="rb")
         with stream:
             return _parse(stream, os.fspath(name), max_bytes)
     except (OSError, EOFError, zlib.error) as err:

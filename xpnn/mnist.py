@@ -1,10 +1,7 @@
 """MNIST with the book's ``load_mnist`` signature, validated, on any backend.
 
-Files are found (or downloaded) as :mod:`xpnn.download` says. Each is read
-once, its SHA-256 checked against the pin, the same bytes parsed by the IDX
-reader and checked to be MNIST (28x28 uint8 images, labels 0-9, as many
-labels as images). Nothing is cached: decoding the test split takes about
-0.1 s. Labels are uint8 on every backend, one-hot labels float32.
+Each file (found or downloaded by :mod:`xpnn.download`) is read once, its SHA-256 checked, the
+same bytes parsed and checked to be MNIST (28x28 uint8 images, labels 0-9, as many of each).
 """
 
 from __future__ import annotations
@@ -53,13 +50,11 @@ def _check_mnist(array: np.ndarray, kind: str, path: Any) -> None:
 
 
 def _host(split: str, kinds: tuple[str, ...], data_dir: _Dir, download: bool) -> list[Any]:
-    """The split's host arrays, each file read once, verified, parsed and checked."""
     remotes = [MNIST_FILES[check_choice(split, ("train", "test"), "MNIST split"), k] for k in kinds]
     paths = ensure_files(remotes, data_dir, download=download)
-    arrays = []
-    for kind, remote in zip(kinds, remotes, strict=True):
-        arrays.append(parse_idx(read_verified(remote, paths[remote.name]), paths[remote.name]))
-        _check_mnist(arrays[-1], kind, paths[remote.name])
+    arrays = [parse_idx(read_verified(r, paths[r.name]), paths[r.name]) for r in remotes]
+    for kind, remote, array in zip(kinds, remotes, arrays, strict=True):
+        _check_mnist(array, kind, paths[remote.name])
     if len(arrays) == 2 and len(arrays[0]) != len(arrays[1]):
         raise DataError(f"MNIST {split} split: {len(arrays[0])} images but {len(arrays[1])} labels")
     return arrays
@@ -80,11 +75,9 @@ def load_mnist_split(split: str = "test", normalize: bool = True, flatten: bool 
                      download: bool = True) -> tuple[Any, Any]:  # fmt: skip
     """Load one split, ``"test"`` or ``"train"``, as ``(x, t)`` (the test set needs no train file).
 
-    ``normalize``: float32 pixels in [0, 1], else uint8; ``flatten``: images
-    ``(N, 784)``, else ``(N, 1, 28, 28)``; ``one_hot_label``: float32 ``(N, 10)``,
-    else uint8 ``(N,)``. ``data_dir``: see :func:`xpnn.download.data_home`;
-    ``backend``, ``device``: see :func:`xpnn.namespace`; ``download``: fetch
-    missing files. Missing or corrupt files raise :class:`xpnn.DataError`.
+    ``normalize``: float32 pixels in [0, 1], else uint8; ``flatten``: images ``(N, 784)``, else
+    ``(N, 1, 28, 28)``; ``one_hot_label``: float32 ``(N, 10)``, else uint8 ``(N,)``. ``data_dir``:
+    see :func:`xpnn.download.data_home`; missing or corrupt files raise :class:`xpnn.DataError`.
     """
     xp, dev = namespace(backend, device)
     images, labels = _host(split, ("images", "labels"), data_dir, download)
@@ -107,10 +100,7 @@ def load_mnist_labels(split: str = "train", one_hot_label: bool = False, *, data
 def load_mnist(normalize: bool = True, flatten: bool = True, one_hot_label: bool = False, *,
                data_dir: _Dir = None, backend: str | None = None, device: Any = None,
                download: bool = True) -> tuple[tuple[Any, Any], tuple[Any, Any]]:  # fmt: skip
-    """Load MNIST as the book does: ``((x_train, t_train), (x_test, t_test))``.
-
-    Needs all four files (the missing ones are named together).
-    """
+    """Load MNIST as the book does: ``((x_train, t_train), (x_test, t_test))``: all 4 files."""
     ensure_files(MNIST_FILES.values(), data_dir, download=download)
     options: dict[str, Any] = {"data_dir": data_dir, "backend": backend, "device": device}
     train = load_mnist_split("train", normalize, flatten, one_hot_label, **options)

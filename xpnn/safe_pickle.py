@@ -1,14 +1,8 @@
 """Reading the book's ``sample_weight.pkl`` without ever running its code.
 
-:func:`loads_weight_pickle` first walks the opcodes (``pickletools.genops``, running
-nothing): only those a ``{name: ndarray}`` dict needs are admitted; the stack (4096
-items, 64 marks), the opcode count (2**18) and an estimate of what the unpickler would
-allocate (``8 x file size + 64 KiB``) are bounded; memo references must name a stored
-index; ``STOP`` must end the file, leaving only the result. Then ``find_class`` admits
-an exact allowlist of stand-ins (for NumPy's array reconstruction, NumPy 1 and 2 names,
-and ``_codecs.encode`` to latin-1), so no NumPy constructor sees the file's arguments:
-each array is made by ``numpy.frombuffer`` from a checked plain dtype (bool, integer,
-IEEE float, any byte order), shape and bytes that fit exactly. All else is refused.
+A prescan of the opcodes (running nothing) admits only what a ``{name: ndarray}`` dict needs
+and bounds the stack, the opcode count and the estimated allocation; then ``find_class`` admits
+only stand-ins, so each array is ``numpy.frombuffer`` of a checked plain dtype, shape and bytes.
 """
 
 from __future__ import annotations
@@ -66,9 +60,8 @@ class _DtypeSpec:
         _check(simple and state in plain, f"refused dtype state {state!r:.80}")
         self.order, self.built = state[1], True
 
-    def dtype(self) -> np.dtype[Any]:
-        base: np.dtype[Any] = np.dtype(self.code)
-        return base if self.order == "|" else base.newbyteorder(self.order)  # type: ignore[arg-type]
+    def dtype(self) -> np.dtype[Any]:  # "|" (1-byte codes only) leaves the dtype as it is
+        return np.dtype(str(self.code)).newbyteorder(self.order)  # type: ignore[arg-type]
 
 
 def _array(raw: Any, spec: Any, shape: Any, fortran: Any) -> np.ndarray:
@@ -149,7 +142,6 @@ _SLOT, _MARK_COST, _MEMO_COST = 8, 16, 16  # a stack entry; marks and memo grow 
 
 
 def _prescan(data: bytes) -> None:
-    """Walk the opcodes without running anything; refuse what a weights dict never needs."""
     budget = ALLOCATION_FACTOR * len(data) + ALLOCATION_SLACK
     spent = depth = memo = 0  # memo: the memo table's length (highest index stored + 1)
     marks: list[int] = []
@@ -242,5 +234,4 @@ def loads_weight_pickle(data: bytes, name: str = "<bytes>") -> dict[str, np.ndar
 
 def load_weight_pickle(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Read a ``.pkl`` file (at most :data:`MAX_PICKLE_BYTES`) with :func:`loads_weight_pickle`."""
-    data = read_regular(path, MAX_PICKLE_BYTES, WeightsError)
-    return loads_weight_pickle(data, str(Path(path)))
+    return loads_weight_pickle(read_regular(path, MAX_PICKLE_BYTES, WeightsError), str(Path(path)))

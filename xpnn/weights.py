@@ -1,11 +1,7 @@
 """Network weights: ``.safetensors`` (native), ``.npz``, ``.onnx`` and the book's ``.pkl``.
 
-Every setting that changes the output is recorded (safetensors metadata ``xpnn.*``, the
-``.npz`` member ``__xpnn__``) and checked strictly when read. ``numpy.load`` reads an
-``.npz`` once :func:`_check_npz` has bounded what it can inflate; :mod:`xpnn.safe_pickle`
-reads ``.pkl`` and ``xpnn.onnx_import`` ``.onnx``: none runs the file. The book's weights
-are checked against their SHA-256 on every use (the bytes hashed are the bytes parsed).
-Any byte order is accepted; a malformed or unsafe file raises :class:`xpnn.WeightsError`.
+Settings are recorded (safetensors metadata ``xpnn.*``, the ``.npz`` member ``__xpnn__``) and
+checked strictly; no reader runs the file, and a malformed or unsafe one is a WeightsError.
 """
 
 from __future__ import annotations
@@ -70,9 +66,7 @@ def _read_safetensors(path: Path) -> Read:
 
 
 def _check_npz(f: IO[bytes], path: Path) -> None:
-    """Refuse an archive that could inflate past what the file holds: only ``.npy`` members, none
-    encrypted, repeated or overlapping, headers agreeing with their sizes, in all at most
-    ``MAX_NPZ_RATIO`` x the file's size + ``NPZ_RATIO_SLACK``, and ``MAX_NPZ_BYTES``."""
+    """Refuse an archive that could inflate past what the file holds (docs/threat-model.md)."""
     with zipfile.ZipFile(f) as archive:
         infos, ranges, names = archive.infolist(), [], set()
         n = len(infos)
@@ -137,9 +131,8 @@ def _parse_settings(recorded: dict[str, str], source: str) -> dict[str, Any]:
     for key, value in recorded.items():
         try:
             if key in _CHOICES:
-                options, what = _CHOICES[key]
                 parts = value.split(",") if key == "hidden" else [value]
-                names = tuple(check_choice(n, options, what) for n in parts)
+                names = tuple(check_choice(n, *_CHOICES[key]) for n in parts)
                 out[key] = names if len(names) > 1 else names[0]
             elif key == "input_scale":
                 out[key] = float(value) if _NUMBER.fullmatch(value) else 0.0
@@ -183,12 +176,9 @@ def load_weights(path: str | os.PathLike[str], *, backend: str | None = None, de
                  input_scale: float | None = None) -> Network:  # fmt: skip
     """Build a :class:`~xpnn.Network` from a weights file, read as data (never run).
 
-    ``path`` is ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``,
-    or an ``.onnx`` MLP (the caller's own file: checked, not pinned). ``backend`` and
-    ``device`` place the network; ``dtype``, ``hidden``, ``output`` and ``input_scale``
-    override the recorded settings (else the arrays' dtype, ``sigmoid``, ``softmax``
-    and 1). A malformed or unsafe file, inconsistent or empty layers, or malformed or
-    mismatched recorded settings raise :class:`~xpnn.WeightsError`.
+    ``path`` is ``.safetensors``, ``.npz`` or ``.pkl`` holding ``W1, b1, ..., Wn, bn``, or an
+    ``.onnx`` MLP. ``dtype``, ``hidden``, ``output`` and ``input_scale`` override the recorded
+    settings (else the arrays' dtype, ``sigmoid``, ``softmax`` and 1); bad input: WeightsError.
 
     Examples
     --------
@@ -200,10 +190,9 @@ def load_weights(path: str | os.PathLike[str], *, backend: str | None = None, de
     """
     path = Path(path)
     _check(path.is_file(), f"{path}: no such weights file")
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise WeightsError(f"{path}: unknown weights format; use .safetensors, .npz, .pkl or .onnx")
-    arrays, recorded = reader(path)
+    why = "unknown weights format; use .safetensors, .npz, .pkl or .onnx"
+    _check(path.suffix.lower() in _READERS, f"{path}: {why}")
+    arrays, recorded = _READERS[path.suffix.lower()](path)
     given = dict(dtype=dtype, hidden=hidden, output=output, input_scale=input_scale, device=device)
     return _build(arrays, _parse_settings(recorded, str(path)), str(path), backend=backend, **given)
 
@@ -211,23 +200,17 @@ def load_weights(path: str | os.PathLike[str], *, backend: str | None = None, de
 def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
     """Write ``network`` to ``.safetensors`` or ``.npz``, atomically, with all its settings.
 
-    The weights as built (in their own precision), hidden activations, output
-    function, input scale, dtype and layer sizes: :func:`load_weights` gives a network
-    whose output is bit for bit the same. On any failure an existing ``path`` is
-    unchanged and nothing is left behind; other extensions are a ``WeightsError``.
+    :func:`load_weights` gives back a network whose output is bit for bit the same.
     """
     path = Path(path)
     suffix = path.suffix.lower()
     why = f"{path}: save weights as .safetensors or .npz; a .pkl cannot record the network's"
     _check(suffix in (".safetensors", ".npz"), f"{why} settings and would need pickle to read")
     arrays = {k: np.ascontiguousarray(v) for k, v in _native(network.host_params()).items()}
-    settings = {
-        "hidden": ",".join((h,) if isinstance(h := network.hidden, str) else h),
-        "output": network.output,
-        "input_scale": repr(network.input_scale),  # repr round-trips a float exactly
-        "dtype": network.dtype_name,
-        "layer_sizes": ",".join(map(str, network.layer_sizes)),
-    }
+    hidden = ",".join((h,) if isinstance(h := network.hidden, str) else h)
+    settings = {"hidden": hidden, "output": network.output, "dtype": network.dtype_name}
+    settings |= {"input_scale": repr(network.input_scale)}  # repr round-trips a float exactly
+    settings |= {"layer_sizes": ",".join(map(str, network.layer_sizes))}
     if suffix == ".safetensors":
         from safetensors.numpy import save
 
@@ -248,9 +231,8 @@ def pretrained_network(*, data_dir: str | os.PathLike[str] | None = None,
                        input_scale: float = 1.0, download: bool = True) -> Network:  # fmt: skip
     """Return the book's pretrained MNIST network (784-50-100-10, sigmoid, softmax).
 
-    ``sample_weight.pkl`` is found (or downloaded) like the MNIST files, checked
-    against its pinned SHA-256 (:class:`~xpnn.DataError` if it is not the book's),
-    and the bytes hashed are parsed. ``input_scale=1/255`` feeds raw uint8 pixels.
+    ``sample_weight.pkl`` is found (or downloaded) like the MNIST files and checked against its
+    SHA-256 on every call; the bytes hashed are parsed. ``input_scale=1/255`` takes uint8 pixels.
     """
     path = ensure_files([BOOK_WEIGHTS], data_home(data_dir), download=download)[BOOK_WEIGHTS.name]
     arrays = loads_weight_pickle(read_verified(BOOK_WEIGHTS, path), str(path))
