@@ -133,7 +133,7 @@ def synthetic_rows(images: np.ndarray, labels: np.ndarray, start: int, stop: int
 
 def _rows_block(base: Any, seed: int, noise: int, part: int, block_info: Any = None) -> Any:
     start, stop = block_info[None]["array-location"][0]
-    return synthetic_rows(*base, start, stop, seed, 0 if part else noise)[part]  # labels: no noise
+    return synthetic_rows(base[0], base[1], start, stop, seed, 0 if part else noise)[part]
 
 
 def mnist_dask(n: int = 10_000, *, noise: int = 0, seed: int = 0, rows_per_chunk: int = 10_000,
