@@ -65,10 +65,9 @@ class BlockClassifier:
         return self._networks[key].classify(block)
 
 
-def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None,
-             classes: int | None = None) -> Any:  # fmt: skip
-    """The lazy ``(n,)`` labels of a dask array ``(n, d)``; ``classes`` refuses another
-    number of outputs up front, ``rows_per_chunk`` rechunks the batch axis.
+def classify(network: Network, x: Any, *, classes: int | None = None) -> Any:
+    """The lazy ``(n,)`` labels of a dask array ``(n, d)``, chunk by chunk (rows as chunked);
+    ``classes`` refuses another number of outputs up front.
 
     Examples
     --------
@@ -77,7 +76,6 @@ def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None,
     >>> classify(xpnn.init_network(), x).compute()
     array([1, 1])
     """
-    rows = None if rows_per_chunk is None else positive_int(rows_per_chunk, "rows_per_chunk")
     outputs = network.layer_sizes[-1]
     if classes is not None and outputs != positive_int(classes, "classes"):
         raise ValueError(f"the network has {outputs} outputs but the labels have {classes} classes")
@@ -86,7 +84,7 @@ def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None,
     if x.ndim != 2 or x.shape[1] != network.input_size:
         raise ValueError(f"network expects dask inputs of shape (n, {network.input_size}); "
                          f"got {x.shape}")  # fmt: skip
-    x = x.rechunk({0: rows, 1: -1})  # rows None: the batch axis keeps its chunks
+    x = x.rechunk({1: -1})  # whole rows in each chunk
     classifier = _dask("dask").delayed(BlockClassifier(network), pure=True)  # one key
     return _dask().map_blocks(BlockClassifier.__call__, classifier, x, dtype=np.int64,
                               drop_axis=1, meta=x._meta)  # fmt: skip
