@@ -200,11 +200,11 @@ def test_bad_arguments_fail_at_call_time():
     net = xpnn.Network({"W1": np.ones((784, 10)), "b1": np.zeros(10)})
     x = da.zeros((4, 784), chunks=2)
     for bad in (0, -3, 2.5, True):
-        with pytest.raises(ValueError, match="rows_per_chunk"):
-            xd.classify(net, x, rows_per_chunk=bad)
+        with pytest.raises(ValueError, match="classes"):
+            xd.classify(net, x, classes=bad)
         with pytest.raises(ValueError, match="rows_per_chunk"):
             xd.mnist_dask(100, rows_per_chunk=bad)
-    assert xd.classify(net, x, rows_per_chunk=np.int64(3)).chunks == ((3, 1),)
+    assert xd.mnist_dask(4, rows_per_chunk=np.int64(3))[1].chunks == ((3, 1),)
     for bad in (-5, 256, 1.5):
         with pytest.raises(ValueError, match="noise"):
             xd.mnist_dask(100, noise=bad)

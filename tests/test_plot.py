@@ -73,7 +73,7 @@ def test_misclassified_grid_shows_exactly_the_mistakes(data_dir):
     network = xpnn.pretrained_network(data_dir=data_dir)
     x, t = xpnn.load_mnist_split("test", data_dir=data_dir)
     probabilities = network.predict(x)
-    wrong = plot.misclassified_indices(t, np.argmax(probabilities, axis=1))
+    wrong = np.flatnonzero(t != np.argmax(probabilities, axis=1))
     assert len(wrong) == 648  # 10000 - 9352
     fig = plot.misclassified_figure(x, t, probabilities, limit=40)
     assert "648 misclassified of 10000" in fig._suptitle.get_text()

@@ -346,7 +346,6 @@ KNOWN_WITHOUT_EXAMPLE = frozenset(
         "xpnn.plot.confusion_matrix_figure",
         "xpnn.plot.digits_figure",
         "xpnn.plot.misclassified_figure",
-        "xpnn.plot.misclassified_indices",
         "xpnn.report.score_matrix",
         "xpnn.safe_pickle.load_weight_pickle",
         "xpnn.weights.convert_pickle",

@@ -1,9 +1,8 @@
 """Scoring dask arrays chunk by chunk, on a dask.distributed cluster or dask's local scheduler.
 
-Each chunk is classified by its own library (NumPy, or CuPy on the GPU it lives on) with a
-network rebuilt once per worker from host weights that travel in the graph as one key; the
-confusion matrix is reduced on the workers, so no process holds the input. On GPUs run one
-worker per GPU (dask-cuda's ``LocalCUDACluster``). Needs the ``dask`` extra.
+Each chunk is classified by its own library (NumPy, or CuPy: one worker per GPU) with a network
+rebuilt once per worker from host weights, one graph key; the confusion matrix is reduced on the
+workers, so no process holds the input. Needs the ``dask`` extra.
 """
 
 from __future__ import annotations
@@ -54,11 +53,8 @@ class BlockClassifier:
             dtype=network.dtype_name, input_scale=network.input_scale)  # fmt: skip
         self._networks: dict[tuple[str, str], Network] = {}
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"params": self.params, "options": self.options}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state, _networks={})
+    def __getstate__(self) -> dict[str, Any]:  # the networks are rebuilt where it is unpickled
+        return {**self.__dict__, "_networks": {}}
 
     def __call__(self, block: Any) -> Any:
         device = array_api_compat.device(block)
@@ -69,14 +65,9 @@ class BlockClassifier:
         return self._networks[key].classify(block)
 
 
-def _classify_block(block: Any, classifier: BlockClassifier) -> Any:
-    return classifier(block)
-
-
-def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None,
-             classes: int | None = None) -> Any:  # fmt: skip
-    """The lazy ``(n,)`` labels of a dask array ``(n, d)``; ``classes`` refuses another
-    number of outputs up front, ``rows_per_chunk`` rechunks the batch axis.
+def classify(network: Network, x: Any, *, classes: int | None = None) -> Any:
+    """The lazy ``(n,)`` labels of a dask array ``(n, d)``, chunk by chunk (rows as chunked);
+    ``classes`` refuses another number of outputs up front.
 
     Examples
     --------
@@ -85,21 +76,18 @@ def classify(network: Network, x: Any, *, rows_per_chunk: int | None = None,
     >>> classify(xpnn.init_network(), x).compute()
     array([1, 1])
     """
-    rows = None if rows_per_chunk is None else positive_int(rows_per_chunk, "rows_per_chunk")
     outputs = network.layer_sizes[-1]
     if classes is not None and outputs != positive_int(classes, "classes"):
-        raise ValueError(f"the network has {outputs} outputs but the labels have {classes} "
-                         f"classes; a {classes}-class scorer needs a network with {classes} "
-                         "outputs")  # fmt: skip
+        raise ValueError(f"the network has {outputs} outputs but the labels have {classes} classes")
     if not isinstance(x, _dask().Array):
         raise TypeError(f"classify() needs a dask array, got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != network.input_size:
         raise ValueError(f"network expects dask inputs of shape (n, {network.input_size}); "
                          f"got {x.shape}")  # fmt: skip
-    x = x.rechunk({0: rows, 1: -1} if rows else {1: -1})
+    x = x.rechunk({1: -1})  # whole rows in each chunk
     classifier = _dask("dask").delayed(BlockClassifier(network), pure=True)  # one key
-    meta = (xp := array_api_compat.array_namespace(x._meta)).empty((0,), dtype=xp.int64)
-    return x.map_blocks(_classify_block, classifier, dtype=np.int64, drop_axis=1, meta=meta)
+    return _dask().map_blocks(BlockClassifier.__call__, classifier, x, dtype=np.int64,
+                              drop_axis=1, meta=x._meta)  # fmt: skip
 
 
 def _block_counts(predictions: Any, labels: Any, classes: int) -> np.ndarray:
@@ -143,9 +131,7 @@ def synthetic_rows(images: np.ndarray, labels: np.ndarray, start: int, stop: int
 
 def _rows_block(base: Any, seed: int, noise: int, part: int, block_info: Any = None) -> Any:
     start, stop = block_info[None]["array-location"][0]
-    if part == 1:  # labels need no images: skip making the noisy pixels
-        return base[1][np.arange(start, stop) % base[0].shape[0]]
-    return synthetic_rows(base[0], base[1], start, stop, seed, noise)[0]
+    return synthetic_rows(base[0], base[1], start, stop, seed, 0 if part else noise)[part]
 
 
 def mnist_dask(n: int = 10_000, *, noise: int = 0, seed: int = 0, rows_per_chunk: int = 10_000,
@@ -163,13 +149,9 @@ def mnist_dask(n: int = 10_000, *, noise: int = 0, seed: int = 0, rows_per_chunk
     chunks = (rows,) * (n // rows) + ((n % rows,) if n % rows else ())
     load = _dask("dask").delayed(load_mnist_split, pure=True)  # once per worker
     base = load("test", normalize=False, data_dir=str(data_home(data_dir)), backend="numpy")
-    return tuple(
-        _dask().map_blocks(
-            _rows_block, base, int(seed), int(noise), part, chunks=shape, dtype=np.uint8,
-            meta=np.empty((0,) * len(shape), np.uint8),
-        )
-        for part, shape in ((0, (chunks, (784,))), (1, (chunks,)))
-    )  # fmt: skip
+    da, args, meta = _dask(), (_rows_block, base, int(seed), int(noise)), np.empty(0, np.uint8)
+    x = da.map_blocks(*args, 0, chunks=(chunks, (784,)), meta=meta)
+    return x, da.map_blocks(*args, 1, chunks=(chunks,), meta=meta)
 
 
 def _reach(dist: Any, address: str, timeout: float) -> None:
@@ -219,11 +201,9 @@ def _signals_held() -> Iterator[None]:
 @contextlib.contextmanager
 def cluster(scheduler: str | None = None, workers: int | None = None, *,
             timeout: float = 5.0) -> Iterator[Any]:  # fmt: skip
-    """A client of the dask scheduler at ``scheduler``, or of ``workers`` local processes.
-
-    A scheduler without an answer within ``timeout`` seconds, or without a worker
-    ``timeout`` seconds later, is a :class:`BackendError`. Local workers are
-    single-threaded, on 127.0.0.1, and closed at the end.
+    """A client of the dask scheduler at ``scheduler``, or of ``workers`` local processes
+    (single-threaded, on 127.0.0.1, closed at the end). A scheduler without an answer within
+    ``timeout`` seconds, or without a worker ``timeout`` seconds later, is a :class:`BackendError`.
 
     Examples
     --------

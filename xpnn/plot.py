@@ -1,7 +1,5 @@
-"""The chapter's figures and what the network gets right and wrong (the ``plot`` extra).
-
-Arrays of any backend are moved with :func:`xpnn.to_numpy` at this edge; each function returns
-a pyplot-free :class:`matplotlib.figure.Figure` for ``fig.savefig(path)``.
+"""The chapter's figures and the network's mistakes, as pyplot-free matplotlib figures for
+``fig.savefig(path)`` (the ``plot`` extra); arrays of any backend go through :func:`xpnn.to_numpy`.
 """
 
 from __future__ import annotations
@@ -14,8 +12,7 @@ import numpy as np
 from .activations import relu, sigmoid, step_function
 from .backends import device_scope, namespace, to_numpy
 
-__all__ = ["activation_figure", "confusion_matrix_figure", "digits_figure",
-           "misclassified_figure", "misclassified_indices"]  # fmt: skip
+__all__ = ["activation_figure", "confusion_matrix_figure", "digits_figure", "misclassified_figure"]
 
 #: Inches per digit in a grid, and the caption size in points: legible at 80 dpi.
 _CELL, _CAPTION = 1.5, 11
@@ -59,9 +56,8 @@ def _grid(images: Any, captions: list[tuple[str, str]], columns: int) -> Any:
     """A grid of 28x28 digits, each captioned ``(text, color)``."""
     host = to_numpy(images)
     if host.ndim not in (2, 3, 4) or host[0].size != 784:
-        raise ValueError(
-            f"images must be (N, 784), (N, 28, 28) or (N, 1, 28, 28); got {host.shape}"
-        )
+        shapes = "(N, 784), (N, 28, 28) or (N, 1, 28, 28)"
+        raise ValueError(f"images must be {shapes}; got {host.shape}")
     columns = max(1, min(columns, len(captions)))
     rows = max(1, math.ceil(len(captions) / columns))
     fig = _figure(figsize=(_CELL * columns, (_CELL + 0.3) * rows))
@@ -84,18 +80,13 @@ def digits_figure(images: Any, labels: Any, predictions: Any | None = None, *,
     return _grid(images, captions, columns)
 
 
-def misclassified_indices(labels: Any, predictions: Any) -> np.ndarray:
-    """Indices where the prediction differs from the label."""
-    return np.flatnonzero(to_numpy(labels).astype(int) != to_numpy(predictions).astype(int))
-
-
 def misclassified_figure(images: Any, labels: Any, probabilities: Any, *, limit: int = 48,
                          columns: int = 8) -> Any:  # fmt: skip
     """The first ``limit`` misclassified images, titled ``true→predicted`` and the confidence
     from the network's ``(N, 10)`` softmax ``probabilities``."""
     probs = to_numpy(probabilities)
     true, pred = to_numpy(labels).astype(int), probs.argmax(axis=1)
-    shown = (wrong := misclassified_indices(true, pred))[:limit]
+    shown = (wrong := np.flatnonzero(true != pred))[:limit]
     captions = [(f"{true[i]}→{pred[i]} {probs[i, pred[i]]:.0%}", "red") for i in shown]
     host = to_numpy(images)
     fig = _grid(host[shown] if len(shown) else host[:1], captions or [("", "black")], columns)

@@ -11,9 +11,8 @@ __all__ = ["confusion_matrix", "format_report", "score", "score_matrix"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> np.ndarray:
-    """Return the ``classes x classes`` count matrix; rows are true labels.
-
-    Labels or predictions outside ``0..classes-1`` are an error, never counted.
+    """The ``classes x classes`` count matrix (rows: true labels); values outside the classes
+    are an error, never counted.
 
     Examples
     --------
@@ -48,12 +47,11 @@ def score(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> dic
 def score_matrix(matrix: np.ndarray) -> dict[str, Any]:
     """:func:`score` from a confusion matrix (rows: true labels), e.g. one made on a cluster."""
     matrix = np.asarray(matrix, dtype=np.int64)
-    totals, diagonal = matrix.sum(axis=1).tolist(), np.diagonal(matrix).tolist()
-    n, correct = int(matrix.sum()), int(sum(diagonal))
-    per_class = [c / t if t else float("nan") for c, t in zip(diagonal, totals, strict=True)]
-    accuracy = correct / n if n else float("nan")
-    return dict(n=n, correct=correct, accuracy=accuracy, per_class_accuracy=per_class,
-                confusion_matrix=matrix.tolist())  # fmt: skip
+    n, correct = int(matrix.sum()), int(np.trace(matrix))
+    with np.errstate(invalid="ignore"):  # a class without labels: nan
+        per_class = (np.diagonal(matrix) / matrix.sum(axis=1)).tolist()
+    return dict(n=n, correct=correct, accuracy=correct / n if n else float("nan"),
+                per_class_accuracy=per_class, confusion_matrix=matrix.tolist())  # fmt: skip
 
 
 def format_report(report: Mapping[str, Any], quiet: bool = False) -> str:
