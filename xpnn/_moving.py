@@ -1,4 +1,4 @@
-"""Moving arrays between libraries and devices: DLPack first, host memory where it cannot.
+"""Arrays in and out: inputs checked, moved between libraries and devices, parameters to the host.
 
 ``from_dlpack(x, device=...)`` shares memory where both libraries can; a copy
 through host memory serves the rest (dask and ndonnx, GPU to a CPU library, a
@@ -10,13 +10,15 @@ first (DLPack would export the memory without them).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
 import array_api_compat as compat
 import numpy as np
 
-__all__ = ["as_array", "check_array_type", "move", "to_numpy"]
+__all__ = ["as_array", "check_array_type", "dtype_of", "host_layers", "move", "to_numpy"]
 
 Names = tuple[str, ...]
 
@@ -149,3 +151,50 @@ def move(x: Any, xp: ModuleType, device: Any, supported: Names, dtype: str) -> A
         except _REFUSED:
             pass
     return _through_host(source, xp, device, supported, dtype)
+
+
+_PARAM = re.compile(r"([Wb])([1-9][0-9]*)")
+
+
+def host_layers(params: Mapping[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Check ``{W1, b1, ..., Wn, bn}``; return own C-ordered host copies as ``(W, b)`` pairs."""
+    if not isinstance(params, Mapping):
+        raise TypeError(f"network parameters must be a mapping, got {type(params).__name__}")
+    found: dict[int, set[str]] = {}
+    for key in params:
+        match = _PARAM.fullmatch(key) if isinstance(key, str) else None
+        if match is None:
+            raise ValueError(f"unexpected network parameter {key!r}; expected W1, b1, ..., Wn, bn")
+        found.setdefault(int(match.group(2)), set()).add(match.group(1))
+    if not found or sorted(found) != list(range(1, len(found) + 1)):
+        raise ValueError(
+            f"network parameters must be numbered W1, b1 ... Wn, bn without gaps: {sorted(params)}"
+        )
+    layers: list[tuple[np.ndarray, np.ndarray]] = []
+    for i in sorted(found):
+        if found[i] != {"W", "b"}:
+            raise ValueError(f"network parameter {({'W', 'b'} - found[i]).pop()}{i} is missing")
+        w, b = (_own_copy(params[f"{k}{i}"], f"{k}{i}") for k in "Wb")
+        if w.ndim != 2 or b.ndim != 1:
+            raise ValueError(f"W{i} must be 2-D and b{i} 1-D, got shapes {w.shape} and {b.shape}")
+        if b.shape[0] != w.shape[1]:
+            raise ValueError(f"b{i} has {b.shape[0]} entries but W{i} has {w.shape[1]} columns")
+        if layers and layers[-1][0].shape[1] != w.shape[0]:
+            raise ValueError(
+                f"W{i} has {w.shape[0]} rows but layer {i - 1} has {layers[-1][0].shape[1]} outputs"
+            )
+        layers.append((w, b))
+    return layers
+
+
+def _own_copy(value: Any, name: str) -> np.ndarray:  # host-side weight preparation
+    host = np.array(value) if isinstance(value, (list, tuple, int, float)) else to_numpy(value)
+    if host.dtype.kind not in "fiu":
+        raise TypeError(f"network parameter {name} must be real numbers, got dtype {host.dtype}")
+    return np.ascontiguousarray(host, dtype=host.dtype.newbyteorder("="))
+
+
+def dtype_of(layers: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    names = {arr.dtype.name for pair in layers for arr in pair}
+    only = names.pop() if len(names) == 1 else ""
+    return only if only in ("float16", "float32", "float64") else "float32"

@@ -32,31 +32,24 @@ __all__ = ["BACKENDS", "FLOAT_DTYPES", "backend_name", "backend_of", "check_dtyp
 FLOAT_DTYPES = ("float16", "float32", "float64")
 
 
-class _Row(NamedTuple):
+class _Row(NamedTuple):  # array-api-compat's predicate of each is ``is_<name>_namespace``
     name: str
     library: str  # must import for the backend to exist
     namespace: str
     install: str
     cpu_only: bool
-    is_namespace: Callable[[Any], bool]
 
 
 _TABLE = (
-    _Row("numpy", "numpy", "array_api_compat.numpy", "pip install numpy", True,
-         compat.is_numpy_namespace),
+    _Row("numpy", "numpy", "array_api_compat.numpy", "pip install numpy", True),
     _Row("cupy", "cupy", "array_api_compat.cupy",
-         "pip install 'xpnn[cuda12]' or 'xpnn[cuda13]', as nvidia-smi's 'CUDA Version' says", False,
-         compat.is_cupy_namespace),
-    _Row("torch", "torch", "array_api_compat.torch", "pip install 'xpnn[torch]'", False,
-         compat.is_torch_namespace),
-    _Row("jax", "jax", "jax.numpy", "pip install 'xpnn[jax]' (jax[cuda12] for NVIDIA GPUs)", False,
-         compat.is_jax_namespace),
-    _Row("dask", "dask.array", "array_api_compat.dask.array", "pip install 'xpnn[dask]'", True,
-         compat.is_dask_namespace),
+         "pip install 'xpnn[cuda12]' or 'xpnn[cuda13]', as nvidia-smi's CUDA Version says", False),
+    _Row("torch", "torch", "array_api_compat.torch", "pip install 'xpnn[torch]'", False),
+    _Row("jax", "jax", "jax.numpy", "pip install 'xpnn[jax]' (jax[cuda12] for NVIDIA GPUs)", False),
+    _Row("dask", "dask.array", "array_api_compat.dask.array", "pip install 'xpnn[dask]'", True),
     _Row("array_api_strict", "array_api_strict", "array_api_strict", "pip install 'xpnn[strict]'",
-         False, compat.is_array_api_strict_namespace),
-    _Row("ndonnx", "ndonnx", "ndonnx", "pip install 'xpnn[onnx]'", True,
-         compat.is_ndonnx_namespace),
+         False),
+    _Row("ndonnx", "ndonnx", "ndonnx", "pip install 'xpnn[onnx]'", True),
 )  # fmt: skip
 #: Backend names accepted by :func:`namespace`.
 BACKENDS: tuple[str, ...] = tuple(row.name for row in _TABLE)
@@ -94,7 +87,7 @@ def backend_of(x: Any) -> str:
     """
     xp = x if isinstance(x, ModuleType) else compat.array_namespace(x)
     for row in _TABLE:
-        if row.is_namespace(xp):
+        if getattr(compat, f"is_{row.name}_namespace")(xp):
             return row.name
     raise TypeError(f"expected an array of one of {', '.join(BACKENDS)}, got {type(x)}")
 

@@ -16,8 +16,7 @@ import array_api_compat as compat
 import numpy as np
 
 from . import _fast, backends
-from ._moving import as_array, move
-from ._params import dtype_of, host_layers
+from ._moving import as_array, dtype_of, host_layers, move
 from .activations import identity_function, relu, sigmoid, softmax
 from .errors import check_choice, positive_int
 
