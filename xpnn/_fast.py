@@ -7,7 +7,7 @@
   ``tanh(x @ W' + b')``: one pass that cannot overflow, the same function up
   to rounding. Not in float16 (it changes labels there), nor where a folded
   weight would overflow. ``scripts/bench.py`` measures it (numpy predict / plain).
-- :func:`compiled` (JAX): ``jax.jit`` makes the whole pass one program per
+- :class:`Compiled` (JAX): ``jax.jit`` makes the whole pass one program per
   input shape; ``labels`` pads a short last batch so every batch runs the same
   program (``scripts/bench.py``: xpnn jax / hand-written ``jax.jit``).
 """
@@ -21,9 +21,9 @@ from typing import Any
 import array_api_compat as compat
 import numpy as np
 
-from .backends import argmax, jit
+from .backends import argmax
 
-__all__ = ["Compiled", "compiled", "fold_sigmoid"]
+__all__ = ["Compiled", "fold_sigmoid"]
 
 HostLayers = list[tuple[np.ndarray, np.ndarray]]
 
@@ -79,9 +79,3 @@ class Compiled:
         xp = compat.array_namespace(x)
         pad = xp.zeros((rows - n, x.shape[1]), dtype=x.dtype, device=compat.device(x))
         return self._labels(layers, xp.concat([x, pad]))[:n]
-
-
-def compiled(xp: ModuleType, chain: Callable[[Any, Any], Any]) -> Compiled | None:
-    """A :class:`Compiled` pass where the namespace has a compiler, else None."""
-    compile_ = jit(xp)
-    return None if compile_ is None else Compiled(chain, compile_)

@@ -45,11 +45,10 @@ def step_function(x: Any) -> Any:
 def sigmoid(x: Any) -> Any:
     """The logistic sigmoid, the book's ``1 / (1 + exp(-x))``, without overflow warnings.
 
-    For very negative ``x``, ``exp(-x)`` overflows to ``inf`` and the result
-    is the correct 0; NumPy's warning about it is silenced for this call only.
-    Lazy arrays (Dask, ndonnx, JAX under ``jit``), whose warnings would come
-    later outside any guard, get the form ``exp(-|x|)``, which never
-    overflows. Exactly 0 and 1 in the limits, in float16, float32 and float64.
+    For very negative ``x``, ``exp(-x)`` overflows to ``inf`` and the result is the
+    correct 0; NumPy's warning is silenced for this call. Lazy arrays (Dask, ndonnx,
+    JAX under ``jit``), whose warnings would come later, get the form ``exp(-|x|)``,
+    which never overflows. Exactly 0 and 1 in the limits, in every floating dtype.
 
     Examples
     --------
@@ -97,9 +96,9 @@ def identity_function(x: Any) -> Any:
 def softmax(x: Any, axis: int = -1) -> Any:
     """Softmax along ``axis``, shifted by the maximum along that axis.
 
-    Each slice along ``axis`` sums to 1, each row of a batch is computed as
-    if it were alone, and ``softmax([1010, 1000, 990])`` is finite. (The
-    chapter's notebook subtracts the maximum of the whole array instead.)
+    Each slice sums to 1 and each row of a batch is computed as if it were alone
+    (the chapter subtracts the maximum of the whole array); ``softmax([1010, 1000])``
+    is finite.
 
     Examples
     --------

@@ -118,7 +118,7 @@ def _label(device: Any) -> str:
 
 @functools.cache
 def _devices(name: str) -> tuple[tuple[str, Any], ...]:
-    """``(label, device)`` of every device the library reports, in its order."""
+    """``(label, device)`` of each device the library reports (``meta`` aside), in its order."""
     xp = importlib.import_module(_BY_NAME[name].namespace)
     try:
         with warnings.catch_warnings():

@@ -1,4 +1,4 @@
-"""The errors xpnn raises on purpose, and the checks every module shares.
+"""The errors xpnn raises on purpose, and the input checks the modules share.
 
 Catching :class:`XpnnError` tells a user's mistake from a bug; all but it are
 also ``ValueError``.
@@ -10,7 +10,6 @@ import numbers
 from collections.abc import Sequence
 
 __all__ = ["BackendError", "DataError", "OnnxError", "WeightsError", "XpnnError"]
-__all__ += ["check_choice", "first_line", "positive_int"]
 
 
 class XpnnError(Exception):
@@ -33,42 +32,23 @@ class OnnxError(XpnnError, ValueError):
     """A network that cannot be exported, or an ONNX model that cannot be used."""
 
 
-def first_line(err: BaseException) -> str:
-    """The first line of an error's message (its type's name if it has none).
+# The checks every module shares (internal: not part of the API).
 
-    Examples
-    --------
-    >>> first_line(ValueError("bad model\\ndetails follow")), first_line(KeyError())
-    ('bad model', 'KeyError')
-    """
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (its type's name if it has none)."""
     return (str(err).strip() or type(err).__name__).splitlines()[0]
 
 
 def check_choice(value: object, options: Sequence[str], what: str) -> str:
-    """``value`` if it is one of ``options``, else a one-line ``ValueError``.
-
-    Examples
-    --------
-    >>> check_choice("gelu", ("sigmoid", "relu"), "activation")
-    Traceback (most recent call last):
-    ...
-    ValueError: unknown activation 'gelu'; choose one of: sigmoid, relu
-    """
+    """``value`` if it is one of ``options``, else a one-line ``ValueError`` listing them."""
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(options)}")
     return value
 
 
 def positive_int(value: object, what: str) -> int:
-    """``value`` as an ``int`` if it is an integer of at least 1 (NumPy's too; not a bool).
-
-    Examples
-    --------
-    >>> positive_int(0, "batch_size")
-    Traceback (most recent call last):
-    ...
-    ValueError: batch_size must be a positive integer, got 0
-    """
+    """``value`` as an ``int`` if it is an integer of at least 1 (NumPy's too, not a bool)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)

@@ -38,9 +38,8 @@ Progress = Callable[[int], None] | None
 
 def batched(fn: Callable[[Any], Any], x: Any, size: int | None, xp: ModuleType,
             progress: Progress = None) -> Any:  # fmt: skip
-    """``fn`` of blocks of ``size`` rows of ``x`` (``None``: all), concatenated (section 3.6.3).
-
-    The one batching loop of xpnn; ``progress(rows)`` is called after each block.
+    """The one batching loop (section 3.6.3): ``fn`` of blocks of ``size`` rows of ``x``
+    (``None``: all), concatenated; ``progress(rows)`` is called after each block.
 
     Examples
     --------
@@ -137,7 +136,8 @@ class Network:
         # One copy of the weights on the device: those the forward pass uses.
         layers, acts = _fast.fold_sigmoid(self.xp, host, names, self.input_scale, self.dtype_name)
         self._layers, self._acts = self._placed(layers), tuple(HIDDEN[name] for name in acts)
-        self._compiled = _fast.compiled(self.xp, self._book_forward)
+        compile_ = backends.jit(self.xp)  # the whole pass as one program, where there is a compiler
+        self._compiled = None if compile_ is None else _fast.Compiled(self._book_forward, compile_)
 
     def _placed(self, layers: Layers) -> Layers:
         """Host ``(W, b)`` pairs as arrays on the network's device, in its dtype."""
@@ -163,13 +163,7 @@ class Network:
         return _named(self._placed(self._host))
 
     def host_params(self) -> dict[str, np.ndarray]:
-        """NumPy copies of the weights the network was built from (before ``input_scale``).
-
-        Examples
-        --------
-        >>> sorted(init_network().host_params())
-        ['W1', 'W2', 'W3', 'b1', 'b2', 'b3']
-        """
+        """NumPy copies of the weights the network was built from (before ``input_scale``)."""
         return _named([(w.copy(), b.copy()) for w, b in self._host])
 
     def __repr__(self) -> str:
@@ -182,13 +176,7 @@ class Network:
 
     def to(self, backend: str | None = None, device: Any = None, dtype: str | None = None, *,
            input_scale: float | None = None) -> Network:  # fmt: skip
-        """A copy on another backend, device, dtype or input scale (``None`` keeps each).
-
-        Examples
-        --------
-        >>> init_network().to("array_api_strict", "device1", "float64").device
-        array_api_strict.Device('device1')
-        """
+        """A copy on another backend, device, dtype or input scale (``None`` keeps each)."""
         same = backend is None or backends.backend_name(backend) == self.backend
         return Network(
             self.host_params(),
@@ -222,13 +210,7 @@ class Network:
         return self._matmul(x, w) + b
 
     def forward(self, x: Any) -> Any:
-        """The last affine output (identity output) of ``(d,)`` or ``(n, d)``, moved here first.
-
-        Examples
-        --------
-        >>> init_network(dtype="float64").forward([[1.0, 0.5], [0.0, 0.0]]).shape
-        (2, 2)
-        """
+        """The last affine output (identity output) of ``(d,)`` or ``(n, d)``, moved here first."""
         with self._scope:
             x = self._prepare(x)
             if self._compiled is not None:
@@ -236,21 +218,14 @@ class Network:
             return self._book_forward(self._layers, x)
 
     def predict(self, x: Any) -> Any:
-        """:meth:`forward`, then the output function (``softmax`` for the book's MNIST network).
-
-        Examples
-        --------
-        >>> init_network(dtype="float64").predict([1.0, 0.5])
-        array([0.31682708, 0.69627909])
-        """
+        """:meth:`forward`, then the output function (``softmax`` for the book's MNIST network)."""
         with self._scope:
             return OUTPUT[self.output](self.forward(x))
 
     def classify(self, x: Any, batch_size: int | None = None, *, progress: Progress = None) -> Any:
         """The class of each row (argmax of the logits), ``batch_size`` rows per pass.
 
-        Each batch moves to the device on its own, so a host array larger than the
-        device streams through; ``progress(rows)`` follows each batch.
+        Batches move to the device one by one; ``progress(rows)`` follows each.
 
         Examples
         --------
