@@ -26,7 +26,7 @@ from .errors import WeightsError, XpnnError, check_choice
 from .network import HIDDEN, OUTPUT, Network
 from .safe_pickle import _check, load_weight_pickle, loads_weight_pickle
 
-__all__ = ["convert_pickle", "load_weights", "pretrained_network", "save_weights"]
+__all__ = ["load_weights", "pretrained_network", "save_weights"]
 
 _BOOK_URL = "https://raw.githubusercontent.com/{}/deep-learning-from-scratch/master/ch03/"
 #: The book's pretrained 784-50-100-10 network, as published with both editions.
@@ -218,12 +218,6 @@ def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
     else:
         members = {**arrays, _NPZ_META: np.array(json.dumps(settings))}
         atomic_write(path, lambda f: np.savez(f, **members))  # type: ignore[arg-type]
-
-
-def convert_pickle(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Convert a book-style ``.pkl`` (read safely) to ``.safetensors`` or ``.npz``."""
-    save_weights(Network(_native(load_weight_pickle(source)), output="softmax"), target)
-    return Path(target)
 
 
 def pretrained_network(*, data_dir: str | os.PathLike[str] | None = None,
