@@ -1,10 +1,8 @@
 """MNIST with the book's ``load_mnist`` signature, validated, on any backend.
 
-Each file (found or downloaded by :mod:`xpnn.download`) is read once, its SHA-256 checked, the
-same bytes parsed and checked to be MNIST (28x28 uint8 images, labels 0-9, as many of each).
-IDX (the MNIST format, raw or gzip): magic, type code, dimensions and exact length are checked,
-a header declaring over ``max_bytes`` is refused and decompression stops one byte past the
-declared size (no gzip bomb).
+Each file (found or downloaded by :mod:`xpnn.download`) is read once, its SHA-256 checked, and the
+same bytes parsed as IDX (magic, type, dimensions, exact length, a size cap, gzip read one byte past
+the declared size, no further) and checked to be MNIST: 28x28 uint8 images, labels 0-9, as many.
 """
 
 from __future__ import annotations
