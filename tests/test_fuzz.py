@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xpnn
-from xpnn.idx import read_idx
+from xpnn.mnist import read_idx
 from xpnn.safe_pickle import load_weight_pickle
 
 SEEDS = seed_files()

@@ -14,7 +14,7 @@ from idx_files import gz, idx_bytes, mnist_images
 
 import xpnn
 from xpnn import mnist
-from xpnn.idx import read_idx
+from xpnn.mnist import read_idx
 
 
 @pytest.mark.parametrize("code", ["u1", "i1", ">i2", ">i4", ">f4", ">f8"])

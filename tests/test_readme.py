@@ -348,7 +348,6 @@ KNOWN_WITHOUT_EXAMPLE = frozenset(
         "xpnn.plot.misclassified_figure",
         "xpnn.report.score_matrix",
         "xpnn.safe_pickle.load_weight_pickle",
-        "xpnn.weights.convert_pickle",
         "xpnn.weights.pretrained_network",
         "xpnn.weights.save_weights",
     }

@@ -67,10 +67,9 @@ def test_book_pickle_loads(data_dir):
     assert all(v.dtype == np.float32 for v in arrays.values())
 
 
-def test_convert_book_pickle_to_safetensors(data_dir, tmp_path):
-    target = xpnn.convert_pickle(
-        os.path.join(data_dir, "sample_weight.pkl"), tmp_path / "b.safetensors"
-    )
+def test_save_book_pickle_as_safetensors(data_dir, tmp_path):
+    target = tmp_path / "b.safetensors"
+    xpnn.save_weights(xpnn.load_weights(os.path.join(data_dir, "sample_weight.pkl")), target)
     network = xpnn.load_weights(target)
     assert network.layer_sizes == (784, 50, 100, 10)
     assert (network.hidden, network.output, network.dtype_name) == ("sigmoid", "softmax", "float32")

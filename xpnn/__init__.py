@@ -27,10 +27,8 @@ __version__ = "0.1.0"
 # Names served from submodules that are imported on first use only, so that
 # ``import xpnn`` stays as cheap as ``import numpy``.
 _LAZY = dict.fromkeys(("load_mnist", "load_mnist_split", "load_mnist_labels"), "xpnn.mnist")
-_LAZY |= dict.fromkeys(
-    ("load_weights", "save_weights", "convert_pickle", "pretrained_network"), "xpnn.weights"
-)
-_LAZY |= {"read_idx": "xpnn.idx", "export_onnx": "xpnn.export", "OnnxRunner": "xpnn.ort"}
+_LAZY |= dict.fromkeys(("load_weights", "save_weights", "pretrained_network"), "xpnn.weights")
+_LAZY |= {"read_idx": "xpnn.mnist", "export_onnx": "xpnn.export", "OnnxRunner": "xpnn.ort"}
 
 __all__ = ["BACKENDS", "BackendError", "DataError", "Network", "OnnxError", "WeightsError"]
 __all__ += ["XpnnError", "classify", "forward", "identity_function", "init_network", "namespace"]

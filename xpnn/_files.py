@@ -81,8 +81,7 @@ def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
 
 
 def read_regular(path: str | os.PathLike[str], limit: int, error: type[Exception]) -> bytes:
-    """Read a regular file whole, or its first ``limit + 1`` bytes (the caller refuses those);
-    memory follows the file's size, not ``limit``. An OSError is one ``error`` line."""
+    """A regular file's bytes, at most ``limit + 1`` (the caller refuses those), or an ``error``."""
     try:
         with open_regular(path) as handle:
             return handle.read(min(os.fstat(handle.fileno()).st_size, limit) + 1)

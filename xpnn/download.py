@@ -1,9 +1,8 @@
 """Where data files live, fetching missing ones from pinned mirrors, and checking pins.
 
-pooch (the ``data`` extra) keeps the SHA-256 registry and places downloads; xpnn's downloader
-hook tries each mirror in turn with one deadline for the whole exchange (``timeout + size /
-MIN_RATE`` s; ``timeout`` of silence), the pinned size as a cap and no redirects, writing through
-:func:`xpnn._files.atomic_write`. ``XPNN_OFFLINE`` = 1/true/yes/on forbids downloads.
+pooch (the ``data`` extra) keeps the registry; xpnn's hook tries each mirror in turn, one deadline
+(``timeout + size / MIN_RATE`` s) for the whole exchange, the pinned size as a cap, no redirects,
+writing atomically. ``XPNN_OFFLINE`` = 1/true/yes/on forbids downloads.
 """
 
 from __future__ import annotations
@@ -47,8 +46,7 @@ class RemoteFile:
 
 
 def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Return ``data_dir``, else ``XPNN_DATA_DIR`` (empty: not set), else ``pooch.os_cache("xpnn")``
-    (``~/.cache/xpnn`` without pooch); ``~`` is expanded.
+    """``data_dir``, else ``XPNN_DATA_DIR``, else the user cache (pooch's or ``~/.cache/xpnn``).
 
     Examples
     --------
@@ -60,16 +58,6 @@ def data_home(data_dir: str | os.PathLike[str] | None = None) -> Path:
     with contextlib.suppress(ImportError):
         return Path(importlib.import_module("pooch").os_cache("xpnn"))
     return Path.home() / ".cache" / "xpnn"
-
-
-def _offline() -> bool:
-    value = os.environ.get(ENV_OFFLINE, "").strip().lower()
-    if value not in _ON + _OFF:
-        raise DataError(
-            f"{ENV_OFFLINE}={os.environ[ENV_OFFLINE]!r} is not understood; use 1, true, yes or on "
-            "(no downloads) or 0, false, no, off or empty (downloads allowed)"
-        )
-    return value in _ON
 
 
 def read_verified(remote: RemoteFile, path: Path) -> bytes:
@@ -85,10 +73,8 @@ def read_verified(remote: RemoteFile, path: Path) -> bytes:
     """
     data = read_regular(path, remote.size, DataError)
     if (actual := hashlib.sha256(data).hexdigest()) != remote.sha256:
-        raise DataError(
-            f"{path}: SHA-256 {actual} does not match the pinned {remote.sha256}; the file is "
-            f"corrupt or not the expected {remote.name}: delete it and load again"
-        )
+        why = f"{path}: SHA-256 {actual} does not match the pinned {remote.sha256}"
+        raise DataError(f"{why}: corrupt or not {remote.name}; delete it and load again")
     return data
 
 
@@ -170,10 +156,8 @@ def _fetch(missing: list[RemoteFile], directory: Path, timeout: float) -> str:
     except ImportError:
         return "downloading needs pooch: pip install 'xpnn[data]'"
     except OSError as err:
-        raise DataError(
-            f"cannot create the data directory {directory} ({err.strerror or err}); point "
-            f"{ENV_DATA_DIR} (or data_dir / --data-dir) at a writable directory"
-        ) from None
+        why = f"cannot create the data directory {directory} ({err.strerror or err})"
+        raise DataError(f"{why}; point {ENV_DATA_DIR} or data_dir at a writable one") from None
     registry = {r.name: f"sha256:{r.sha256}" for r in missing}
     store, logger, failures = pooch.Pooch(directory, "", registry), pooch.get_logger(), list[str]()
     level = logger.level
@@ -193,28 +177,25 @@ def ensure_files(remotes: Iterable[RemoteFile], data_dir: str | os.PathLike[str]
                  timeout: float = DEFAULT_TIMEOUT) -> dict[str, Path]:  # fmt: skip
     """Return the path of each file by name in :func:`data_home`, downloading missing ones.
 
-    Present files are verified by their readers (:func:`read_verified`). One
-    :class:`~xpnn.DataError` line names every file still missing, with its SHA-256,
-    and every URL tried with why it failed. ``download=False`` forbids downloads.
+    Present files are verified by their readers (:func:`read_verified`). One DataError line names
+    each file still missing, its SHA-256 and each URL tried. ``download=False``: no downloads.
     """
     remotes, directory = list(remotes), data_home(data_dir)
     if directory.exists() and not directory.is_dir():
-        raise DataError(
-            f"data directory {directory} is not a directory; point {ENV_DATA_DIR} "
-            "(or data_dir / --data-dir) at a directory"
-        )
+        raise DataError(f"{directory} is not a directory; point {ENV_DATA_DIR} or data_dir at one")
     paths = {r.name: directory / r.name for r in remotes}
     missing = [r for r in remotes if not paths[r.name].exists()]
-    why, forbidden = "", _offline()
-    if missing and (forbidden or not download):
-        why = "downloads are turned off" + (f" by {ENV_OFFLINE}" if forbidden else "")
+    why, offline = "", os.environ.get(ENV_OFFLINE, "").strip().lower()
+    if offline not in _ON + _OFF:
+        what = f"{ENV_OFFLINE}={os.environ[ENV_OFFLINE]!r}"
+        raise DataError(f"{what} is not understood; use 1/true/yes/on or 0/false/no/off/empty")
+    if missing and (offline in _ON or not download):
+        why = "downloads are turned off" + (f" by {ENV_OFFLINE}" if offline in _ON else "")
     elif missing:
         why = _fetch(missing, directory, timeout)
     if still := [r for r in missing if not paths[r.name].exists()]:
+        names = ", ".join(r.name for r in still)
         pins = "; ".join(f"{r.name} (SHA-256 {r.sha256})" for r in still)
-        raise DataError(
-            f"missing data file(s) {', '.join(r.name for r in still)} in {directory} and could "
-            f"not download them ({why}); download {pins} by hand into {directory}, or set "
-            f"{ENV_DATA_DIR} to a directory that holds them"
-        )
+        why = f"missing data file(s) {names} in {directory} and could not download them ({why})"
+        raise DataError(f"{why}; put {pins} there by hand, or set {ENV_DATA_DIR} to where they are")
     return paths

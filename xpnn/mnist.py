@@ -1,22 +1,33 @@
 """MNIST with the book's ``load_mnist`` signature, validated, on any backend.
 
-Each file (found or downloaded by :mod:`xpnn.download`) is read once, its SHA-256 checked, the
-same bytes parsed and checked to be MNIST (28x28 uint8 images, labels 0-9, as many of each).
+Each file (found or downloaded by :mod:`xpnn.download`) is read once, its SHA-256 checked, and the
+same bytes parsed as IDX (magic, type, dimensions, exact length, a size cap, gzip read one byte past
+the declared size, no further) and checked to be MNIST: 28x28 uint8 images, labels 0-9, as many.
 """
 
 from __future__ import annotations
 
+import gzip
+import io
+import math
 import os
-from typing import Any
+import struct
+import zlib
+from typing import Any, BinaryIO
 
 import numpy as np
 
+from ._files import read_regular
 from .backends import device_scope, namespace
 from .download import RemoteFile, ensure_files, read_verified
 from .errors import DataError, check_choice
-from .idx import parse_idx
 
-__all__ = ["MNIST_FILES", "load_mnist", "load_mnist_labels", "load_mnist_split"]
+__all__ = ["MNIST_FILES", "load_mnist", "load_mnist_labels", "load_mnist_split", "read_idx"]
+
+_CODES = {0x08: "u1", 0x09: "i1", 0x0B: "i2", 0x0C: "i4", 0x0D: "f4", 0x0E: "f8"}
+_IDX_TYPES: dict[int, np.dtype[Any]] = {code: np.dtype(f">{t}") for code, t in _CODES.items()}
+#: Largest IDX data section accepted by default (256 MiB; MNIST's largest file is 47 MB).
+MAX_IDX_BYTES = 1 << 28
 
 _MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -38,6 +49,56 @@ MNIST_FILES = {
 _Dir = str | os.PathLike[str] | None
 
 
+def _read(stream: BinaryIO, size: int, name: str, what: str) -> bytes:
+    pieces, got = [], 0
+    while got < size and (piece := stream.read(min(size - got, 1 << 20))):
+        pieces.append(piece)
+        got += len(piece)
+    if got < size:
+        raise DataError(f"{name}: truncated {what}: expected {size} bytes, found {got}")
+    return b"".join(pieces)
+
+
+def _parse_idx(data: bytes, path: str | os.PathLike[str], max_bytes: int) -> np.ndarray:
+    """Parse IDX bytes (gzip detected by content) into a native-order array, or DataError."""
+    name, raw = os.fspath(path), io.BytesIO(data)
+    stream: Any = gzip.GzipFile(fileobj=raw) if data[:2] == b"\x1f\x8b" else raw
+    try:
+        with stream:
+            zero, code, ndim = struct.unpack(">HBB", magic := _read(stream, 4, name, "header"))
+            if zero != 0:
+                raise DataError(f"{name}: not an IDX file (magic {magic.hex()}, not 0000...)")
+            if code not in _IDX_TYPES:
+                raise DataError(f"{name}: unknown IDX type code 0x{code:02x}")
+            if ndim == 0:
+                raise DataError(f"{name}: IDX header declares no dimensions")
+            dims = struct.unpack(f">{ndim}I", _read(stream, 4 * ndim, name, "dimensions"))
+            dtype = _IDX_TYPES[code]
+            if (size := dtype.itemsize * math.prod(dims)) > max_bytes:  # Python ints: no overflow
+                raise DataError(f"{name}: IDX dimensions {dims}: over the {max_bytes}-byte limit")
+            data = _read(stream, size, name, "data")
+            if stream.read(1):  # one byte past the declared size, not the rest of a bomb
+                raise DataError(f"{name}: trailing bytes after the {size} bytes declared")
+    except (OSError, EOFError, zlib.error) as err:
+        raise DataError(f"{name}: unreadable or corrupt gzip stream ({err})") from None
+    return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def read_idx(path: str | os.PathLike[str], *, max_bytes: int = MAX_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file (regular, raw or gzip) into a native-order array, or DataError.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "tiny.idx"
+    >>> _ = f.write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 3, 7, 8, 9]))
+    >>> read_idx(f)
+    array([7, 8, 9], dtype=uint8)
+    """
+    data = read_regular(path, max_bytes + 1024, DataError)  # the data and the longest header
+    return _parse_idx(data, path, max_bytes)
+
+
 def _check_mnist(array: np.ndarray, kind: str, path: Any) -> None:
     if array.dtype != np.uint8:
         raise DataError(f"{path}: MNIST {kind} must be unsigned bytes, got {array.dtype}")
@@ -52,7 +113,7 @@ def _check_mnist(array: np.ndarray, kind: str, path: Any) -> None:
 def _host(split: str, kinds: tuple[str, ...], data_dir: _Dir, download: bool) -> list[Any]:
     remotes = [MNIST_FILES[check_choice(split, ("train", "test"), "MNIST split"), k] for k in kinds]
     paths = ensure_files(remotes, data_dir, download=download)
-    arrays = [parse_idx(read_verified(r, paths[r.name]), paths[r.name]) for r in remotes]
+    arrays = [_parse_idx(read_verified(r, p := paths[r.name]), p, MAX_IDX_BYTES) for r in remotes]
     for kind, remote, array in zip(kinds, remotes, arrays, strict=True):
         _check_mnist(array, kind, paths[remote.name])
     if len(arrays) == 2 and len(arrays[0]) != len(arrays[1]):

@@ -60,9 +60,6 @@ class _DtypeSpec:
         _check(simple and state in plain, f"refused dtype state {state!r:.80}")
         self.order, self.built = state[1], True
 
-    def dtype(self) -> np.dtype[Any]:  # "|" (1-byte codes only) leaves the dtype as it is
-        return np.dtype(str(self.code)).newbyteorder(self.order)  # type: ignore[arg-type]
-
 
 def _array(raw: Any, spec: Any, shape: Any, fortran: Any) -> np.ndarray:
     _check(isinstance(spec, _DtypeSpec), "refused an array whose dtype is not a plain NumPy dtype")
@@ -72,7 +69,7 @@ def _array(raw: Any, spec: Any, shape: Any, fortran: Any) -> np.ndarray:
     if isinstance(raw, str):  # Python 2 pickles read with encoding="latin1"
         raw = raw.encode("latin1")
     _check(isinstance(raw, (bytes, bytearray)), f"refused array data of type {type(raw).__name__}")
-    dtype = spec.dtype()
+    dtype = np.dtype(str(spec.code)).newbyteorder(spec.order)  # "|" (1-byte codes) leaves it
     need = math.prod(shape) * dtype.itemsize
     _check(len(raw) == need, f"array data has {len(raw)} bytes but {shape} of {dtype} needs {need}")
     out = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C").copy()
@@ -212,8 +209,7 @@ def _result(result: Any) -> dict[str, np.ndarray]:
 def loads_weight_pickle(data: bytes, name: str = "<bytes>") -> dict[str, np.ndarray]:
     """Read a pickled ``{name: float ndarray}`` dict without running its code.
 
-    Returns owned, C-ordered arrays in the pickle's byte order; all else raises
-    :class:`~xpnn.WeightsError` naming ``name``.
+    Returns owned, C-ordered arrays in the pickle's byte order, or a WeightsError naming ``name``.
 
     Examples
     --------

@@ -21,12 +21,12 @@ import numpy as np
 
 from ._files import atomic_write, open_regular
 from .backends import FLOAT_DTYPES
-from .download import RemoteFile, data_home, ensure_files, read_verified
+from .download import RemoteFile, ensure_files, read_verified
 from .errors import WeightsError, XpnnError, check_choice
 from .network import HIDDEN, OUTPUT, Network
 from .safe_pickle import _check, load_weight_pickle, loads_weight_pickle
 
-__all__ = ["convert_pickle", "load_weights", "pretrained_network", "save_weights"]
+__all__ = ["load_weights", "pretrained_network", "save_weights"]
 
 _BOOK_URL = "https://raw.githubusercontent.com/{}/deep-learning-from-scratch/master/ch03/"
 #: The book's pretrained 784-50-100-10 network, as published with both editions.
@@ -220,21 +220,15 @@ def save_weights(network: Network, path: str | os.PathLike[str]) -> None:
         atomic_write(path, lambda f: np.savez(f, **members))  # type: ignore[arg-type]
 
 
-def convert_pickle(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
-    """Convert a book-style ``.pkl`` (read safely) to ``.safetensors`` or ``.npz``."""
-    save_weights(Network(_native(load_weight_pickle(source)), output="softmax"), target)
-    return Path(target)
-
-
 def pretrained_network(*, data_dir: str | os.PathLike[str] | None = None,
                        backend: str | None = None, device: Any = None, dtype: str = "float32",
                        input_scale: float = 1.0, download: bool = True) -> Network:  # fmt: skip
     """Return the book's pretrained MNIST network (784-50-100-10, sigmoid, softmax).
 
-    ``sample_weight.pkl`` is found (or downloaded) like the MNIST files and checked against its
-    SHA-256 on every call; the bytes hashed are parsed. ``input_scale=1/255`` takes uint8 pixels.
+    ``sample_weight.pkl`` is found (or downloaded) like the MNIST files, its SHA-256 checked on each
+    call and the bytes hashed parsed. ``input_scale=1/255`` takes uint8 pixels.
     """
-    path = ensure_files([BOOK_WEIGHTS], data_home(data_dir), download=download)[BOOK_WEIGHTS.name]
+    path = ensure_files([BOOK_WEIGHTS], data_dir, download=download)[BOOK_WEIGHTS.name]
     arrays = loads_weight_pickle(read_verified(BOOK_WEIGHTS, path), str(path))
     given = dict(hidden="sigmoid", output="softmax", input_scale=input_scale, dtype=dtype)
     return _build(arrays, {}, str(path), backend=backend, device=device, **given)
