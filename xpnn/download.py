@@ -30,6 +30,7 @@ from .errors import DataError, first_line
 __all__ = ["DEFAULT_TIMEOUT", "RemoteFile", "data_home", "ensure_files", "read_verified"]
 
 ENV_DATA_DIR, ENV_OFFLINE = "XPNN_DATA_DIR", "XPNN_OFFLINE"
+_SETTING = f"{ENV_DATA_DIR} (or data_dir, --data-dir)"  # where users name the data directory
 _ON, _OFF = ("1", "true", "yes", "on"), ("", "0", "false", "no", "off")
 #: Seconds a mirror may stay silent; bytes per second it must average beyond that.
 DEFAULT_TIMEOUT, MIN_RATE = 30.0, 20_000
@@ -157,7 +158,7 @@ def _fetch(missing: list[RemoteFile], directory: Path, timeout: float) -> str:
         return "downloading needs pooch: pip install 'xpnn[data]'"
     except OSError as err:
         why = f"cannot create the data directory {directory} ({err.strerror or err})"
-        raise DataError(f"{why}; point {ENV_DATA_DIR} or data_dir at a writable one") from None
+        raise DataError(f"{why}; point {_SETTING} at a writable one") from None
     registry = {r.name: f"sha256:{r.sha256}" for r in missing}
     store, logger, failures = pooch.Pooch(directory, "", registry), pooch.get_logger(), list[str]()
     level = logger.level
@@ -182,7 +183,7 @@ def ensure_files(remotes: Iterable[RemoteFile], data_dir: str | os.PathLike[str]
     """
     remotes, directory = list(remotes), data_home(data_dir)
     if directory.exists() and not directory.is_dir():
-        raise DataError(f"{directory} is not a directory; point {ENV_DATA_DIR} or data_dir at one")
+        raise DataError(f"{directory} is not a directory; point {_SETTING} at one")
     paths = {r.name: directory / r.name for r in remotes}
     missing = [r for r in remotes if not paths[r.name].exists()]
     why, offline = "", os.environ.get(ENV_OFFLINE, "").strip().lower()
@@ -197,5 +198,5 @@ def ensure_files(remotes: Iterable[RemoteFile], data_dir: str | os.PathLike[str]
         names = ", ".join(r.name for r in still)
         pins = "; ".join(f"{r.name} (SHA-256 {r.sha256})" for r in still)
         why = f"missing data file(s) {names} in {directory} and could not download them ({why})"
-        raise DataError(f"{why}; put {pins} there by hand, or set {ENV_DATA_DIR} to where they are")
+        raise DataError(f"{why}; put {pins} there by hand, or point {_SETTING} to where they are")
     return paths
