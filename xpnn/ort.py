@@ -167,14 +167,8 @@ class OnnxRunner:
         """Int64 labels of ``x``'s rows, ``batch_size`` per run; ``progress(rows)`` after each."""
         size = None if batch_size is None else positive_int(batch_size, "batch_size")
         host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
-
-        def labels(block: np.ndarray) -> np.ndarray:
-            out = self.run(block)
-            return (out if self.output == "labels" else np.argmax(out, axis=-1)).astype(np.int64)
-
-        if host.ndim != 2:
-            return labels(host)
-        return batched(labels, host, size, xnp, progress)  # type: ignore[no-any-return]
+        out = batched(self.run, host, size, xnp, progress) if host.ndim == 2 else self.run(host)
+        return (out if self.output == "labels" else np.argmax(out, axis=-1)).astype(np.int64)
 
 
 def mnist_runner(weights: str | os.PathLike[str] | None = None, *,
