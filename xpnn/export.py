@@ -1,7 +1,5 @@
-"""Export a :class:`~xpnn.Network` to an ONNX model built from its layers.
-
-Per layer ``(W, b)``: ``MatMul``, ``Add``, the operator of its activation (:data:`ACTIVATIONS`);
-then ``Softmax`` or ``ArgMax`` as asked. Agreement with ``forward``: docs/onnx.md.
+"""Export a :class:`~xpnn.Network` to ONNX: per layer ``MatMul``, ``Add`` and the operator of its
+activation (:data:`ACTIVATIONS`), then ``Softmax`` or ``ArgMax`` as asked (docs/onnx.md).
 """
 
 from __future__ import annotations
@@ -51,11 +49,8 @@ def export_model(net: Network, *, input_dtype: str = "float32", output: str = "l
     output = check_choice(output, OUTPUTS, "output")
     batch = None if batch is None else positive_int(batch, "batch")
     if input_dtype == "uint8" and net.input_scale != 1.0:
-        raise OnnxError(
-            f"input_dtype='uint8' folds the /255 of pixels into W1, but this network already "
-            f"scales its input by {net.input_scale!r}; export net.to(input_scale=1.0) for "
-            "uint8 pixels, or use input_dtype='float32'"
-        )
+        fix = "export net.to(input_scale=1.0), or use input_dtype='float32'"
+        raise OnnxError(f"uint8 input: the network already scales by {net.input_scale!r}; {fix}")
     onnx: Any = _onnx()
     helper, dtype, rows = onnx.helper, np.dtype(net.dtype_name), batch or BATCH_AXIS
     make, kind = helper.make_node, helper.np_dtype_to_tensor_dtype
@@ -68,18 +63,14 @@ def export_model(net: Network, *, input_dtype: str = "float32", output: str = "l
         nodes, value = [make("Cast", [value], ["x_cast"], to=kind(dtype))], "x_cast"
     for i, name in enumerate([*names, "identity"], start=1):  # the network's layers, in order
         if name not in ACTIVATIONS:
-            raise OnnxError(
-                f"{net!r} has no ONNX graph form: no ONNX operator for the activation "
-                f"{name!r}; known: {', '.join(ACTIVATIONS)}"
-            )
+            known = ", ".join(ACTIVATIONS)
+            raise OnnxError(f"{net!r}: no ONNX operator for activation {name!r}; known: {known}")
         w = params[f"W{i}"]
         w = w.astype(np.float64) * folded if i == 1 and folded != 1.0 else w  # as Network folds
         for key, arr in ((f"W{i}", w), (f"b{i}", params[f"b{i}"])):
             weights.append(onnx.numpy_helper.from_array(arr.astype(dtype), key))
-        nodes += [
-            make("MatMul", [value, f"W{i}"], [f"xW{i}"]),
-            make("Add", [f"xW{i}", f"b{i}"], [f"a{i}"]),
-        ]
+        nodes.append(make("MatMul", [value, f"W{i}"], [f"xW{i}"]))
+        nodes.append(make("Add", [f"xW{i}", f"b{i}"], [f"a{i}"]))
         value, op = f"a{i}", ACTIVATIONS[name]
         if op is not None:
             nodes, value = [*nodes, make(op, [value], [f"z{i}"])], f"z{i}"
@@ -116,12 +107,9 @@ def export_onnx(net: Network, path: str | os.PathLike[str], *, input_dtype: str 
                 output: str = "logits", batch: int | None = None) -> Path:  # fmt: skip
     """Write ``net`` as an ONNX model of its layers, atomically; return the path.
 
-    ``input_dtype="float32"`` takes what ``net`` takes; ``"uint8"`` takes raw pixels 0..255
-    with the ``/255`` folded into ``W1``. ``output`` is the last layer's affine output
-    (``"logits"``, :meth:`Network.forward`), its softmax (``"probabilities"``) or the int64
-    argmax (``"labels"``); ``batch=None`` is a dynamic batch axis ``"batch"``. An
-    :class:`~xpnn.OnnxError` for an activation without an operator, an unwritable path, uint8
-    input for a network that already scales its input (a ValueError for unknown options).
+    ``input_dtype``: ``"float32"`` (what ``net`` takes) or ``"uint8"`` (pixels 0..255, ``/255``
+    folded into ``W1``); ``output``: ``"logits"`` (:meth:`Network.forward`), ``"probabilities"``
+    or int64 ``"labels"``; ``batch=None``: a dynamic batch axis. Failures: :class:`~xpnn.OnnxError`.
 
     Examples
     --------

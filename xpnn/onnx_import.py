@@ -1,12 +1,9 @@
-"""Read a plain MLP classifier from an ONNX model, as weights for :class:`~xpnn.Network`.
+"""Read a plain MLP classifier from an ONNX model (never run) as :class:`~xpnn.Network` weights.
 
-:func:`read_onnx` reads the graph with ``onnx``, never runs it, and recognises one chain from the
-single float input: affine layers (``MatMul`` [+ ``Add``], or ``Gemm`` with ``transA=0``), each
+One chain from the single float input: affine layers (``MatMul`` [+ ``Add``], or ``Gemm``), each
 hidden one followed by ``Relu``/``Sigmoid``/``Tanh``/nothing, an optional ``Softmax``, and an
-optional classifier tail with labels ``0..k-1`` (``ArgMax``, ``ArrayFeatureExtractor``,
-``Reshape``, ``Cast``, ``ZipMap``): what torch.onnx (both exporters), skl2onnx's
-``MLPClassifier`` and xpnn's export write. Anything else (another operator, a branch, shapes
-that do not chain, other labels, ...) is one :class:`~xpnn.WeightsError` line.
+optional tail of labels ``0..k-1``: what torch.onnx, skl2onnx's ``MLPClassifier`` and xpnn write.
+Anything else is one :class:`~xpnn.WeightsError` line.
 """
 
 from __future__ import annotations
@@ -48,9 +45,8 @@ def _onnx(name: str = "onnx") -> Any:
 def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any, bytes, str, Any]:
     """Read (a path: a regular file of at most :data:`MAX_MODEL_BYTES`) and check an ONNX model.
 
-    Returns ``(ModelProto, bytes, name, folder)``. Refused, as one ``error`` line: a file that is
-    not one, functions, subgraphs, operators not in :data:`ALLOWED_OPERATORS`, what onnx.checker
-    refuses, external data outside the model's folder or its file.
+    Returns ``(ModelProto, bytes, name, folder)``. One ``error`` line for: not a model, functions,
+    subgraphs, operators not in :data:`ALLOWED_OPERATORS`, onnx.checker, external data elsewhere.
 
     >>> load_model(b"junk", ValueError)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
@@ -72,11 +68,9 @@ def load_model(file: str | os.PathLike[str] | bytes, error: Error) -> tuple[Any,
     for node in model.graph.node:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         if node.op_type not in ALLOWED_OPERATORS.get(domain, ()):
+            op = ".".join(filter(None, (domain, node.op_type)))
             allowed = sorted(ALLOWED_OPERATORS[""]) + sorted(ALLOWED_OPERATORS["ai.onnx.ml"])
-            raise error(
-                f"{source} uses operator {'.'.join(filter(None, (domain, node.op_type)))!r}; "
-                f"only a plain MLP classifier's are run: {', '.join(allowed)}"
-            )
+            raise error(f"{source} uses operator {op!r}; allowed: {', '.join(allowed)}")
         if any(a.type in (a.GRAPH, a.GRAPHS) for a in node.attribute):
             raise error(f"{source}: a {node.op_type} node carries a subgraph")
     constants = [a.t for n in model.graph.node for a in n.attribute if a.type == a.TENSOR]
@@ -193,6 +187,7 @@ def _chain(g: _Graph) -> tuple[list[tuple[Any, Any]], list[str], str, str, set[i
             ops = ", ".join(n.op_type for n in g.users[value])
             raise g.error(f"{value!r} feeds {ops}: a branch; an MLP is one chain of layers")
         node, op, a = chain[0], chain[0].op_type, _attrs(chain[0])
+        cast = op == "Cast" and (bool(layers) or a.get("to") not in _FLOATS)  # input casts only
         if output == "softmax" and op != "Identity":
             raise g.error(f"{op} after Softmax")
         if op in ("MatMul", "Gemm"):
@@ -210,11 +205,7 @@ def _chain(g: _Graph) -> tuple[list[tuple[Any, Any]], list[str], str, str, set[i
                 raise g.error(f"Softmax over axis {a['axis']}, not the classes")
             output = "softmax" if op == "Softmax" else output
             acts += [_ACTIVATIONS[op]] if op in _ACTIVATIONS else []
-        elif (
-            op not in ("Identity", "Cast", "Flatten")
-            or a.get("axis", 1) != 1
-            or (op == "Cast" and (layers or a["to"] not in _FLOATS))
-        ):
+        elif op not in ("Identity", "Cast", "Flatten") or a.get("axis", 1) != 1 or cast:
             raise g.error(f"operator {op} {node.name!r} inside the chain of layers")
         used.add(id(node))
         value = node.output[0]
@@ -255,9 +246,8 @@ def _tail(g: _Graph, score: str, classes: int, used: set[int]) -> None:
 def read_onnx(path: str | os.PathLike[str]) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Return ``(arrays, settings)`` of the plain MLP in the ``.onnx`` file ``path``.
 
-    ``arrays`` is ``{"W1": (in, out), "b1": (out,), ...}`` in the float dtype stored; ``settings``
-    is ``{"hidden": name (all alike) or names, "output": "identity" or "softmax"}``, for
-    ``Network(arrays, **settings)``. A :class:`~xpnn.WeightsError` for anything else.
+    ``arrays``: ``{"W1": (in, out), "b1": (out,), ...}`` in the dtype stored; ``settings``:
+    ``{"hidden": name(s), "output": "identity" or "softmax"}``, for ``Network(arrays, **settings)``.
 
     >>> import pathlib, tempfile, xpnn
     >>> path = pathlib.Path(tempfile.mkdtemp()) / "m.onnx"

@@ -1,8 +1,7 @@
 """Run an ONNX model of a network with ONNX Runtime, on the CPU or a CUDA GPU.
 
-A model file is code: :func:`xpnn.onnx_import.load_model` checks it before ONNX Runtime loads it;
-its xpnn metadata is validated, inputs checked before each run and outputs after. Every failure is
-one :class:`~xpnn.OnnxError` line; ONNX Runtime logs fatal errors only (session and run).
+The model is checked (:func:`xpnn.onnx_import.load_model`) before ONNX Runtime loads it, its
+metadata validated, inputs checked before each run and outputs after; failures are one line.
 """
 
 from __future__ import annotations
@@ -38,11 +37,8 @@ def _providers(ort: Any, device: str) -> tuple[str, list[Any]]:
     if kind != "cuda":
         raise BackendError(f"onnxruntime has no device {device!r}; use 'cpu', 'cuda' or 'cuda:N'")
     if _CUDA not in (available := ort.get_available_providers()):
-        raise BackendError(
-            f"device {device!r} needs ONNX Runtime's CUDA execution provider, but the "
-            f"installed onnxruntime {ort.__version__} has only {', '.join(available)}; "
-            "install onnxruntime-gpu in place of onnxruntime, or use device 'cpu'"
-        )
+        have = f"onnxruntime {ort.__version__} has only {', '.join(available)}"
+        raise BackendError(f"device {device!r}: {have}; install onnxruntime-gpu, or use 'cpu'")
     return f"cuda:{index or 0}", [(_CUDA, {"device_id": index or 0}), _CPU]
 
 
@@ -70,8 +66,7 @@ class OnnxRunner:
         self.device, providers = _providers(ort, device)
         proto, data, self.name, folder = load_model(model, OnnxError)  # before the runtime
         options, self._options = ort.SessionOptions(), ort.RunOptions()
-        # Fatal only: ONNX Runtime's errors reach us as exceptions.
-        options.log_severity_level = self._options.log_severity_level = 4
+        options.log_severity_level = self._options.log_severity_level = 4  # log fatal errors only
         if folder is not None:
             key = "session.model_external_initializers_file_folder_path"
             options.add_session_config_entry(key, str(folder))
@@ -82,10 +77,8 @@ class OnnxRunner:
                 f"onnxruntime cannot load {self.name} on {self.device}: {first_line(err)}"
             ) from None
         if self.device != "cpu" and self.session.get_providers()[0] != _CUDA:
-            raise BackendError(
-                f"onnxruntime could not start its CUDA execution provider on {self.device} "
-                "(no such device, or CUDA/cuDNN libraries missing); use device 'cpu'"
-            )
+            why = "no such device, or CUDA/cuDNN libraries missing"
+            raise BackendError(f"onnxruntime cannot use CUDA on {self.device} ({why}); use 'cpu'")
         self.metadata: dict[str, str] = {p.key: p.value for p in proto.metadata_props}
         self._signature(input_size, classes)
 
@@ -98,17 +91,16 @@ class OnnxRunner:
         self.input_dtype = _INPUTS.get(x.type, "")
         labels = y.type in ("tensor(int64)", "tensor(int32)") and len(y.shape) == 1
         scores = y.type in _FLOATS and len(y.shape) == 2 and isinstance(y.shape[1], int)
-        self.classes: int | None = y.shape[1] if scores else classes
         self.output = meta.get("xpnn.output", "labels" if labels else "logits")
         self.dtype = meta.get("xpnn.dtype", self.input_dtype)
         try:
-            sizes = [int(n) for n in meta.get("xpnn.layer_sizes", "1").split(",")]
+            sizes = [int(n) for n in meta.get(_SIZES, "1").split(",")]
             self.input_scale = float(meta.get("xpnn.input_scale", "1"))
         except ValueError:
             sizes, self.input_scale = [0], 0.0
-        if labels and "xpnn.layer_sizes" in meta:
-            self.classes = sizes[-1]
-        recorded = (sizes[0], sizes[-1]) if "xpnn.layer_sizes" in meta else None
+        recorded = (sizes[0], sizes[-1]) if _SIZES in meta else None
+        self.classes: int | None = sizes[-1] if labels and recorded else classes
+        self.classes = y.shape[1] if scores else self.classes
         have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
         need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
         shapes = f"takes {x.type} {x.shape}{' and more' * bool(more)}, returns {y.type} {y.shape}"
@@ -122,10 +114,9 @@ class OnnxRunner:
             (self.dtype not in _FLOATS.values(), "xpnn.dtype"),
             (have != need, f"is a network of {have}, but {need} are needed here"),
         ]:
-            if failed and text.startswith("xpnn."):
-                text = f"has metadata {text}={meta.get(text)!r}: malformed, or not its graph's"
             if failed:
-                raise OnnxError(f"{self.name} {text}")
+                bad = f"has metadata {text}={meta.get(text)!r}: malformed, or not its graph's"
+                raise OnnxError(f"{self.name} {bad if text.startswith('xpnn.') else text}")
 
     @classmethod
     def from_network(cls, net: Network, *, device: str = "cpu", **export: Any) -> OnnxRunner:
@@ -148,12 +139,12 @@ class OnnxRunner:
 
     def run(self, x: Any) -> np.ndarray:
         """The model's output for ``x`` (a row or rows, any backend): a row each, labels 0..k-1."""
-        host = _host(x)
+        host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
         if host.dtype.kind not in "fiub":
             raise TypeError(f"model input must be real numbers, got dtype {host.dtype}")
         if host.ndim not in (1, 2) or host.shape[-1] != self.input_size:
             want = f"({self.input_size},) or (n, {self.input_size})"
-            raise ValueError(f"{self.name} expects inputs of shape {want}; got shape {host.shape}")
+            raise ValueError(f"{self.name} takes shape {want}; got shape {host.shape}")
         if self.input_dtype == "uint8" and host.dtype != np.uint8:
             raise TypeError(f"{self.name} takes uint8 pixels, got dtype {host.dtype}")
         feed = np.ascontiguousarray(host.reshape(-1, self.input_size), dtype=self.input_dtype)
@@ -167,29 +158,17 @@ class OnnxRunner:
         shape, top = ((rows,), self.classes or 2**62) if labels else ((rows, self.classes), 1)
         if out.shape != shape or (labels and out.size and not 0 <= out.min() <= out.max() < top):
             what = f"labels {out.min()}..{out.max()}" if out.shape == shape else out.shape
-            raise OnnxError(
-                f"{self.name} returned {what} for {rows} rows; expected shape {shape}"
-                + (f" of labels 0..{top - 1}" if labels and self.classes else "")
-            )
+            need = f" of labels 0..{top - 1}" if labels and self.classes else ""
+            raise OnnxError(f"{self.name} returned {what} for {rows} rows; not {shape}{need}")
         return out[0] if host.ndim == 1 else out  # type: ignore[no-any-return]
 
     def classify(self, x: Any, batch_size: int | None = None, *,
                  progress: Callable[[int], None] | None = None) -> np.ndarray:  # fmt: skip
         """Int64 labels of ``x``'s rows, ``batch_size`` per run; ``progress(rows)`` after each."""
         size = None if batch_size is None else positive_int(batch_size, "batch_size")
-        host = _host(x)
-
-        def labels(block: np.ndarray) -> np.ndarray:
-            out = self.run(block)
-            return (out if self.output == "labels" else np.argmax(out, axis=-1)).astype(np.int64)
-
-        if host.ndim != 2:
-            return labels(host)
-        return batched(labels, host, size, xnp, progress)  # type: ignore[no-any-return]
-
-
-def _host(x: Any) -> np.ndarray:
-    return np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
+        host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
+        out = batched(self.run, host, size, xnp, progress) if host.ndim == 2 else self.run(host)
+        return (out if self.output == "labels" else np.argmax(out, axis=-1)).astype(np.int64)
 
 
 def mnist_runner(weights: str | os.PathLike[str] | None = None, *,
@@ -197,8 +176,7 @@ def mnist_runner(weights: str | os.PathLike[str] | None = None, *,
                  device: str = "cpu") -> OnnxRunner:  # fmt: skip
     """A runner for an MNIST ``.onnx`` (784 features, 10 classes), or weights exported.
 
-    Other weights (``None``: the book's) are exported for uint8 pixels with the ``/255`` in place
-    of any recorded ``input_scale``, as ``xpnn eval`` does.
+    Other weights (``None``: the book's) are exported for uint8 pixels, as ``xpnn eval`` does.
 
     Examples
     --------
@@ -219,7 +197,6 @@ def mnist_runner(weights: str | os.PathLike[str] | None = None, *,
         net = load_weights(weights, backend="numpy", dtype=dtype)
     if (net.input_size, net.layer_sizes[-1]) != (784, 10):
         sizes = f"{net.input_size} inputs and {net.layer_sizes[-1]} classes"
-        name = os.fspath(weights or "the weights")
-        raise OnnxError(f"{name!r} is a network of {sizes}; 784 inputs and 10 classes are needed")
+        raise OnnxError(f"{str(weights)!r} has {sizes}; MNIST needs 784 inputs, 10 classes")
     pixels = net.to(input_scale=1.0)  # the export folds the /255 into W1
     return OnnxRunner.from_network(pixels, input_dtype="uint8", output="labels", device=device)
