@@ -18,6 +18,12 @@ from xpnn import distributed as xd
 import_or_skip("distributed", "dask")  # the whole module needs a dask cluster
 
 
+def tiled(base, start, stop, seed, noise):
+    """Rows ``start:stop`` of mnist_dask's set, made as a worker makes them."""
+    info = {None: {"array-location": [(start, stop)]}}
+    return xd._rows(base, seed, noise, 0, info), xd._rows(base, seed, noise, 1, info)
+
+
 @pytest.fixture(scope="module")
 def client():
     with xd.cluster(workers=2) as client:
@@ -44,7 +50,7 @@ def test_synthetic_set_matches_numpy(client, book, data_dir):
     base = xpnn.load_mnist_split("test", normalize=False, data_dir=data_dir)
     expected, labels = [], []
     for start in range(0, n, rows):
-        images, truth = xd.synthetic_rows(*base, start, min(start + rows, n), seed, 16)
+        images, truth = tiled(base, start, min(start + rows, n), seed, 16)
         expected.append(book.classify(images))
         labels.append(truth)
     np.testing.assert_array_equal(got, np.concatenate(expected))
@@ -98,7 +104,7 @@ def test_worker_killed_mid_run_still_completes(book, data_dir):
         got = future.result(timeout=120)
     base = xpnn.load_mnist_split("test", normalize=False, data_dir=data_dir)
     for start in (0, 195_000, 395_000):
-        images, _ = xd.synthetic_rows(*base, start, start + 5000, 5, 8)
+        images, _ = tiled(base, start, start + 5000, 5, 8)
         np.testing.assert_array_equal(got[start : start + 5000], book.classify(images))
 
 
@@ -220,7 +226,7 @@ def test_block_classifier_uses_the_host_copies(monkeypatch):
     monkeypatch.setattr(
         xpnn.Network, "params", property(lambda self: pytest.fail("device copies were made"))
     )
-    block = xd.BlockClassifier(net)
+    block = xd._BlockClassifier(net)
     for key, value in net.host_params().items():
         np.testing.assert_array_equal(block.params[key], value)
         assert block.params[key].dtype == np.float64  # the original, not a device dtype

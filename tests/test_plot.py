@@ -160,3 +160,12 @@ def test_import_xpnn_does_not_import_matplotlib():
     code = "import sys, xpnn; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_no_mistakes_draw_no_digit_and_bad_shapes_are_refused():
+    probabilities = np.eye(10)[[3, 1]]
+    fig = plot.misclassified_figure(np.zeros((2, 784)), np.array([3, 1]), probabilities)
+    assert "0 misclassified of 2" in fig._suptitle.get_text()
+    assert not [ax for ax in fig.axes if ax.images]
+    with pytest.raises(ValueError, match=r"\(N, 784\)"):
+        plot.digits_figure(np.zeros((2, 783)), np.array([0, 1]))

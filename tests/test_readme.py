@@ -337,7 +337,6 @@ KNOWN_WITHOUT_EXAMPLE = frozenset(
         "xpnn.cli.evaluate.run",
         "xpnn.cli.export_onnx.run",
         "xpnn.distributed.mnist_dask",
-        "xpnn.distributed.synthetic_rows",
         "xpnn.download.RemoteFile",
         "xpnn.download.ensure_files",
         "xpnn.mnist.load_mnist",

@@ -1,9 +1,5 @@
-"""Scoring dask arrays chunk by chunk, on a dask.distributed cluster or dask's local scheduler.
-
-Each chunk is classified by its own library (NumPy, or CuPy: one worker per GPU) with a network
-rebuilt once per worker from host weights, one graph key; the confusion matrix is reduced on the
-workers, so no process holds the input. Needs the ``dask`` extra.
-"""
+"""Scoring dask arrays chunk by chunk (the ``dask`` extra), with a network rebuilt once per worker
+from host weights (one graph key) and the confusion matrix reduced on the workers."""
 
 from __future__ import annotations
 
@@ -23,11 +19,13 @@ import array_api_compat
 import numpy as np
 
 from .backends import backend_of, to_numpy
+from .download import data_home
 from .errors import BackendError, positive_int
+from .mnist import load_mnist_split
 from .network import Network
 from .report import confusion_matrix
 
-__all__ = ["BlockClassifier", "classify", "cluster", "confusion", "mnist_dask", "synthetic_rows"]
+__all__ = ["classify", "cluster", "confusion", "mnist_dask"]
 
 
 def _dask(module: str = "dask.array") -> Any:  # untyped library: Any on purpose
@@ -37,15 +35,8 @@ def _dask(module: str = "dask.array") -> Any:  # untyped library: Any on purpose
         raise BackendError("dask scoring needs dask: pip install 'xpnn[dask]'") from None
 
 
-class BlockClassifier:
-    """A picklable classifier of one chunk: the network's host weights, rebuilt per worker.
-
-    Examples
-    --------
-    >>> import numpy as np, xpnn
-    >>> BlockClassifier(xpnn.init_network())(np.array([[1.0, 0.5], [-3.0, 0.0]]))
-    array([1, 1])
-    """
+class _BlockClassifier:
+    """A picklable classifier of one chunk: the network's host weights, rebuilt per worker."""
 
     def __init__(self, network: Network) -> None:
         self.params = network.host_params()  # the copies the network holds, not from a device
@@ -66,8 +57,7 @@ class BlockClassifier:
 
 
 def classify(network: Network, x: Any, *, classes: int | None = None) -> Any:
-    """The lazy ``(n,)`` labels of a dask array ``(n, d)``, chunk by chunk (rows as chunked);
-    ``classes`` refuses another number of outputs up front.
+    """The lazy ``(n,)`` labels of a dask array ``(n, d)``; ``classes``: the outputs required.
 
     Examples
     --------
@@ -82,16 +72,14 @@ def classify(network: Network, x: Any, *, classes: int | None = None) -> Any:
     if not isinstance(x, _dask().Array):
         raise TypeError(f"classify() needs a dask array, got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != network.input_size:
-        raise ValueError(f"network expects dask inputs of shape (n, {network.input_size}); "
-                         f"got {x.shape}")  # fmt: skip
+        raise ValueError(f"dask inputs must be (n, {network.input_size}), got {x.shape}")
     x = x.rechunk({1: -1})  # whole rows in each chunk
-    classifier = _dask("dask").delayed(BlockClassifier(network), pure=True)  # one key
-    return _dask().map_blocks(BlockClassifier.__call__, classifier, x, dtype=np.int64,
+    classifier = _dask("dask").delayed(_BlockClassifier(network), pure=True)  # one key
+    return _dask().map_blocks(_BlockClassifier.__call__, classifier, x, dtype=np.int64,
                               drop_axis=1, meta=x._meta)  # fmt: skip
 
 
 def _block_counts(predictions: Any, labels: Any, classes: int) -> np.ndarray:
-    """One block's ``1 x classes x classes`` counts, on the host, as the local scorer counts."""
     return confusion_matrix(to_numpy(labels), to_numpy(predictions), classes)[np.newaxis]
 
 
@@ -111,36 +99,28 @@ def confusion(predictions: Any, labels: Any, classes: int = 10) -> Any:
     if predictions.ndim != 1 or predictions.shape != labels.shape:
         raise ValueError("predictions and labels must be 1-D of one length, got "
                          f"{predictions.shape} and {labels.shape}")  # fmt: skip
-    counts = _dask().map_blocks(
+    return _dask().map_blocks(
         _block_counts, predictions, labels.rechunk(predictions.chunks), k, new_axis=(1, 2),
         chunks=((1,) * predictions.numblocks[0], (k,), (k,)), meta=np.empty((0, 0, 0), np.int64),
-    )  # fmt: skip
-    return counts.sum(axis=0)
+    ).sum(axis=0)  # fmt: skip
 
 
-def synthetic_rows(images: np.ndarray, labels: np.ndarray, start: int, stop: int, seed: int,
-                   noise: int) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Rows ``start:stop`` of the tiled set: base row ``r % N`` plus noise seeded by ``start``."""
-    index = np.arange(start, stop) % images.shape[0]
-    x = images[index].reshape(stop - start, -1)
+def _rows(base: Any, seed: int, noise: int, part: int, block_info: Any = None) -> Any:
+    """Rows of the tiled images (part 0) or labels (1): row r % N, noise seeded by the first."""
+    start, stop = block_info[None]["array-location"][0]
+    index = np.arange(start, stop) % base[0].shape[0]
+    if part:
+        return base[1][index]
+    x = base[0][index].reshape(stop - start, -1)
     if noise:
         jitter = np.random.default_rng([seed, start]).integers(-noise, noise + 1, size=x.shape)
         x = np.clip(x.astype(np.int16) + jitter, 0, 255).astype(np.uint8)
-    return x, labels[index]
-
-
-def _rows_block(base: Any, seed: int, noise: int, part: int, block_info: Any = None) -> Any:
-    start, stop = block_info[None]["array-location"][0]
-    return synthetic_rows(base[0], base[1], start, stop, seed, 0 if part else noise)[part]
+    return x
 
 
 def mnist_dask(n: int = 10_000, *, noise: int = 0, seed: int = 0, rows_per_chunk: int = 10_000,
                data_dir: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:  # fmt: skip
-    """The MNIST test set (``x, t``) tiled to ``n`` rows with seeded noise, made on the workers
-    from ``data_dir`` (the same machine or a shared filesystem); by default the test set."""
-    from .download import data_home
-    from .mnist import load_mnist_split
-
+    """MNIST's test set ``x, t`` tiled to ``n`` rows with seeded noise, read by the workers."""
     n, rows = positive_int(n, "n"), positive_int(rows_per_chunk, "rows_per_chunk")
     if isinstance(noise, bool) or not isinstance(noise, numbers.Integral) or not 0 <= noise <= 255:
         raise ValueError(f"noise must be an integer in 0..255, got {noise!r}")
@@ -149,40 +129,35 @@ def mnist_dask(n: int = 10_000, *, noise: int = 0, seed: int = 0, rows_per_chunk
     chunks = (rows,) * (n // rows) + ((n % rows,) if n % rows else ())
     load = _dask("dask").delayed(load_mnist_split, pure=True)  # once per worker
     base = load("test", normalize=False, data_dir=str(data_home(data_dir)), backend="numpy")
-    da, args, meta = _dask(), (_rows_block, base, int(seed), int(noise)), np.empty(0, np.uint8)
+    da, args, meta = _dask(), (_rows, base, int(seed), int(noise)), np.empty(0, np.uint8)
     x = da.map_blocks(*args, 0, chunks=(chunks, (784,)), meta=meta)
     return x, da.map_blocks(*args, 1, chunks=(chunks,), meta=meta)
 
 
 def _reach(dist: Any, address: str, timeout: float) -> None:
-    """Connect a client to ``address`` and close it within ``timeout`` seconds, in a thread
-    (the client's own ``timeout`` misses a peer that accepts and then says nothing)."""
-
     async def attempt() -> None:
         client = dist.Client(address, asynchronous=True, timeout=timeout)
         try:
-            await asyncio.wait_for(client, timeout)
+            await asyncio.wait_for(client, timeout)  # the client's own misses a silent peer
         finally:
             await client.close()
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         try:
             pool.submit(asyncio.run, attempt()).result()
+            return
         except (asyncio.TimeoutError, TimeoutError):
             reason = f"no answer within {timeout:g} s"
         except MemoryError:
             reason = "the service announced a message too large to receive"
         except Exception as err:  # whatever the comm layer raises on a bad peer or address
             reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
-        else:
-            return
     raise BackendError(f"could not connect to the dask scheduler at {address!r}: {reason}")
 
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """In the block (main thread only), Ctrl-C is ignored, as by the workers started there,
-    and SIGTERM waits: no cluster is left half started or half closed."""
+    """Ctrl-C ignored and SIGTERM held (main thread only): no cluster half started or closed."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -201,9 +176,8 @@ def _signals_held() -> Iterator[None]:
 @contextlib.contextmanager
 def cluster(scheduler: str | None = None, workers: int | None = None, *,
             timeout: float = 5.0) -> Iterator[Any]:  # fmt: skip
-    """A client of the dask scheduler at ``scheduler``, or of ``workers`` local processes
-    (single-threaded, on 127.0.0.1, closed at the end). A scheduler without an answer within
-    ``timeout`` seconds, or without a worker ``timeout`` seconds later, is a :class:`BackendError`.
+    """A client of the scheduler at ``scheduler`` (no answer, or no worker, in ``timeout`` s each:
+    :class:`BackendError`) or of ``workers`` single-threaded workers on 127.0.0.1, closed on exit.
 
     Examples
     --------
@@ -222,9 +196,8 @@ def cluster(scheduler: str | None = None, workers: int | None = None, *,
             try:
                 client.wait_for_workers(1, timeout=timeout)
             except TimeoutError:
-                raise BackendError(f"the dask scheduler at {scheduler!r} has no worker (none "
-                    f"joined within {timeout:g} s); start one with: dask worker {scheduler}"
-                ) from None  # fmt: skip
+                hint = f"has no worker after {timeout:g} s; start one with: dask worker {scheduler}"
+                raise BackendError(f"the dask scheduler at {scheduler!r} {hint}") from None
             yield client
         return
     with _signals_held():  # Ctrl-C while the workers start is not seen

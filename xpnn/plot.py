@@ -1,6 +1,5 @@
-"""The chapter's figures and the network's mistakes, as pyplot-free matplotlib figures for
-``fig.savefig(path)`` (the ``plot`` extra); arrays of any backend go through :func:`xpnn.to_numpy`.
-"""
+"""The chapter's figures and the network's mistakes as pyplot-free matplotlib figures (the ``plot``
+extra) for ``fig.savefig(path)``; arrays of any backend go through :func:`xpnn.to_numpy`."""
 
 from __future__ import annotations
 
@@ -38,9 +37,8 @@ def activation_figure(backend: str | None = None, device: Any = None) -> Any:
     xp, dev = namespace(backend, device)
     x = xp.asarray((np.arange(-50, 50) / 10).astype(np.float32), device=dev)  # -5.0 to 4.9
     with device_scope(x):  # CuPy computes on its current device
-        ys = [to_numpy(f(x)) for f in (sigmoid, step_function, relu)]
-    xs, fig = to_numpy(x), _figure(figsize=(9, 3.6))
-    left, right = fig.subplots(1, 2)
+        xs, *ys = (to_numpy(y) for y in (x, sigmoid(x), step_function(x), relu(x)))
+    left, right = (fig := _figure(figsize=(9, 3.6))).subplots(1, 2)
     left.plot(xs, ys[0], label="sigmoid")
     left.plot(xs, ys[1], "k--", label="step function")
     right.plot(xs, ys[2], color="tab:green", label="ReLU")
@@ -55,9 +53,8 @@ def activation_figure(backend: str | None = None, device: Any = None) -> Any:
 def _grid(images: Any, captions: list[tuple[str, str]], columns: int) -> Any:
     """A grid of 28x28 digits, each captioned ``(text, color)``."""
     host = to_numpy(images)
-    if host.ndim not in (2, 3, 4) or host[0].size != 784:
-        shapes = "(N, 784), (N, 28, 28) or (N, 1, 28, 28)"
-        raise ValueError(f"images must be {shapes}; got {host.shape}")
+    if host.ndim not in (2, 3, 4) or math.prod(host.shape[1:]) != 784:
+        raise ValueError(f"images must be (N, 784), (N, 28, 28) or (N, 1, 28, 28): {host.shape}")
     columns = max(1, min(columns, len(captions)))
     rows = max(1, math.ceil(len(captions) / columns))
     fig = _figure(figsize=(_CELL * columns, (_CELL + 0.3) * rows))
@@ -82,14 +79,12 @@ def digits_figure(images: Any, labels: Any, predictions: Any | None = None, *,
 
 def misclassified_figure(images: Any, labels: Any, probabilities: Any, *, limit: int = 48,
                          columns: int = 8) -> Any:  # fmt: skip
-    """The first ``limit`` misclassified images, titled ``true→predicted`` and the confidence
-    from the network's ``(N, 10)`` softmax ``probabilities``."""
+    """The first ``limit`` mistakes, titled ``true→predicted`` and the softmax confidence."""
     probs = to_numpy(probabilities)
     true, pred = to_numpy(labels).astype(int), probs.argmax(axis=1)
     shown = (wrong := np.flatnonzero(true != pred))[:limit]
     captions = [(f"{true[i]}→{pred[i]} {probs[i, pred[i]]:.0%}", "red") for i in shown]
-    host = to_numpy(images)
-    fig = _grid(host[shown] if len(shown) else host[:1], captions or [("", "black")], columns)
+    fig = _grid(to_numpy(images)[shown], captions, columns)
     title = f"{len(wrong)} misclassified of {len(true)} (first {len(shown)} shown)"
     fig.suptitle(title, fontsize=_CAPTION + 2)
     return fig
@@ -102,12 +97,10 @@ def confusion_matrix_figure(matrix: Any) -> Any:
         raise ValueError(f"a confusion matrix must be square, got shape {counts.shape}")
     shade = np.log1p(counts)
     ax = (fig := _figure(figsize=(6.4, 5.6))).subplots()
-    image = ax.imshow(shade, cmap="Blues")
+    fig.colorbar(ax.imshow(shade, cmap="Blues"), ax=ax, label="log(1 + count)")
     for (i, j), count in np.ndenumerate(counts):
         color = "white" if shade[i, j] > shade.max() / 2 else "black"
         ax.text(j, i, str(int(count)), ha="center", va="center", fontsize=8, color=color)
-    title = f"confusion matrix: {int(np.trace(counts))}/{int(counts.sum())} correct"
-    ticks = range(len(counts))
-    ax.set(xticks=ticks, yticks=ticks, xlabel="predicted", ylabel="true", title=title)
-    fig.colorbar(image, ax=ax, label="log(1 + count)")
+    ax.set_title(f"confusion matrix: {int(np.trace(counts))}/{int(counts.sum())} correct")
+    ax.set(xticks=range(len(counts)), yticks=range(len(counts)), xlabel="predicted", ylabel="true")
     return fig

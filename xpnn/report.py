@@ -11,8 +11,7 @@ __all__ = ["confusion_matrix", "format_report", "score", "score_matrix"]
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> np.ndarray:
-    """The ``classes x classes`` count matrix (rows: true labels); values outside the classes
-    are an error, never counted.
+    """The ``classes x classes`` counts (rows: true labels); values outside the classes: an error.
 
     Examples
     --------
@@ -28,8 +27,7 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int =
         if (outside := values[(values < 0) | (values >= classes)]).size:
             raise ValueError(f"{name}s must lie in 0..{classes - 1}, got {outside.size} outside "
                              f"(e.g. {int(outside[0])}); they are never counted")  # fmt: skip
-    flat = np.bincount(labels * classes + predictions, minlength=classes * classes)
-    return flat.reshape(classes, classes)
+    return np.bincount(labels * classes + predictions, minlength=classes**2).reshape(classes, -1)
 
 
 def score(labels: np.ndarray, predictions: np.ndarray, classes: int = 10) -> dict[str, Any]:
@@ -71,9 +69,8 @@ def format_report(report: Mapping[str, Any], quiet: bool = False) -> str:
         f"batch size: {r['batch_size']}", line, "per-class accuracy:",
         *(f"  {digit}: {acc:.4f}" for digit, acc in enumerate(per_class)),
         "confusion matrix (rows: true digit, columns: predicted digit):",
-        "      " + "".join(f"{d:>6}" for d in range(len(per_class))),
-        *(f"  {d:>2}  " + "".join(f"{c:>6}" for c in row)
-          for d, row in enumerate(r["confusion_matrix"])),
+        *(f"  {d:>2}  " + "".join(f"{c:>6}" for c in row)  # the header row first
+          for d, row in [("", range(len(per_class))), *enumerate(r["confusion_matrix"])]),
         f"speed: {r['images_per_second']:,.0f} images/s (forward "
         f"{r['forward_seconds'] * 1e3:.1f} ms), wall time {r['wall_seconds']:.2f} s",
     ])  # fmt: skip
