@@ -36,7 +36,7 @@ def integer_in(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
-positive = integer_in(1)
+positive, digit = integer_in(1), integer_in(0, MNIST_TEST_SIZE - 1)
 
 
 # fmt: off
@@ -130,7 +130,7 @@ class ShowMnist:
         figure_options(parser, "digits.png")
         add = parser.add_argument
         add("--count", type=positive, default=30, help="how many digits (default: 30)")
-        add("--start", type=int, default=0, help="index of the first test digit (default: 0)")
+        add("--start", type=digit, default=0, help="index of the first test digit (default: 0)")
         data_dir_option(parser)
 
     @staticmethod
@@ -140,8 +140,6 @@ class ShowMnist:
         from ..weights import pretrained_network
 
         start, stop, last = args.start, args.start + args.count, MNIST_TEST_SIZE - 1
-        if not 0 <= start <= last:
-            raise XpnnError(f"--start must lie in 0..{last}, got {start}")
         if stop > MNIST_TEST_SIZE:
             raise XpnnError(
                 f"--start {start} --count {args.count} asks for digits up to {stop - 1}, but "

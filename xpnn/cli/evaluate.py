@@ -60,11 +60,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "xpnn.load_weights reads (default: the book's sample_weight.pkl)")
     add("--json", action="store_true", help="print the report as JSON (default: text)")
     add("--quiet", action="store_true", help="the accuracy line only (default: full report)")
+    add("--plot", metavar="DIR", help=f"also write {' and '.join(PLOTS)} to DIR (default: none)")
+    add = parser.add_mutually_exclusive_group().add_argument  # --scheduler or --workers
     add("--scheduler", metavar="ADDRESS", help=f"with dask: the cluster at ADDRESS; refused after "
         f"{wait} without a scheduler's answer, or {wait} more without a worker (default: none)")
     add("--workers", type=positive, metavar="N",
         help="with dask: start N single-threaded local workers (default: none)")
-    add("--plot", metavar="DIR", help=f"also write {' and '.join(PLOTS)} to DIR (default: none)")
     # fmt: on
 
 
@@ -79,8 +80,6 @@ def run(args: argparse.Namespace) -> str:
         raise XpnnError(f"ndonnx calls ONNX Runtime per operation: use --backend {ONNXRUNTIME}")
     if args.plot is not None and (ort or on_cluster):
         raise XpnnError(f"--plot is not available with {ONNXRUNTIME} or --scheduler/--workers")
-    if args.scheduler is not None and args.workers is not None:
-        raise XpnnError("give --scheduler or --workers, not both")
     if on_cluster and backend != "dask":
         raise XpnnError(f"--scheduler and --workers need --backend dask (it is {backend!r})")
     with _plot_files(args.plot) as plots:
@@ -143,9 +142,8 @@ def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -
         print(f"xpnn eval: {note} ...", file=sys.stderr, flush=True)
     elif shown:
         with contextlib.suppress(ImportError):  # tqdm has no type hints: imported as Any
-            bar = importlib.import_module("tqdm").tqdm(
-                total=total, unit="img", desc="classifying", leave=False
-            )
+            tqdm = importlib.import_module("tqdm").tqdm
+            bar = tqdm(total=total, unit="img", desc="classifying", leave=False)
     with bar:
         begun = time.perf_counter()
         result = backends.to_numpy(compute(progress=getattr(bar, "update", None)))
