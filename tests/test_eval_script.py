@@ -72,7 +72,7 @@ def test_text_report_from_another_directory(data_dir, tmp_path):
         (["--batch-size", "0"], "--batch-size: must be at least 1"),
         (["--workers", "0", "--backend", "dask"], "--workers: must be at least 1"),
         (["--workers", "2"], "need --backend dask"),
-        (["--backend", "dask", "--workers", "2", "--scheduler", "tcp://h:1"], "not both"),
+        (["--backend", "dask", "--workers", "2", "--scheduler", "tcp://h:1"], "not allowed with"),
         (["--backend", "dask", "--workers", "2", "--plot", "figures"], "--plot is not available"),
         (["--dtype", "int8"], "invalid choice: 'int8'"),
         (["--frobnicate"], "unrecognized arguments: --frobnicate"),

@@ -335,7 +335,6 @@ KNOWN_WITHOUT_EXAMPLE = frozenset(
     {
         # Commands: they need the data set or write files; tests/test_cli.py runs them.
         "xpnn.cli.evaluate.run",
-        "xpnn.cli.export_onnx.run",
         "xpnn.distributed.mnist_dask",
         "xpnn.download.RemoteFile",
         "xpnn.download.ensure_files",

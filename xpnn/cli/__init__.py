@@ -19,7 +19,8 @@ from typing import Any, NamedTuple, NoReturn
 from .. import __version__
 from .._files import sigterm_raises
 from ..errors import XpnnError
-from . import evaluate, export_onnx, figures
+from . import evaluate
+from .commands import ExportOnnx, PlotActivations, ShowMnist
 
 __all__ = ["COMMANDS", "main", "run_script"]
 
@@ -35,9 +36,9 @@ EXIT_STATUSES = "Errors are one line on stderr and status 2; Ctrl-C gives 130, S
 #: The subcommands, in the order ``xpnn --help`` lists them.
 COMMANDS = (
     Command("eval", evaluate, "classify the MNIST test set and report the accuracy"),
-    Command("plot-activations", figures.PlotActivations, "draw sigmoid, step, ReLU"),
-    Command("show-mnist", figures.ShowMnist, "draw test digits and the predictions"),
-    Command("export-onnx", export_onnx, "export the network to an ONNX model"),
+    Command("plot-activations", PlotActivations, "draw sigmoid, step, ReLU"),
+    Command("show-mnist", ShowMnist, "draw test digits and the predictions"),
+    Command("export-onnx", ExportOnnx, "export the network to an ONNX model"),
 )
 
 

@@ -1,13 +1,11 @@
 """Classify the MNIST test set with the book's pretrained network (or --weights), on any backend.
 
-Prints accuracy, per-class accuracy, confusion matrix and speed; on a terminal, a progress bar.
-
 examples:
   xpnn eval --backend torch --dtype float64 --json
   xpnn eval --backend onnxruntime --weights model.onnx
   xpnn eval --backend dask --workers 4 --quiet
 
-environment: XPNN_BACKEND, XPNN_DATA_DIR (empty: not set), XPNN_OFFLINE=1 (never download).
+environment: XPNN_BACKEND, XPNN_DATA_DIR, XPNN_OFFLINE=1 (never download).
 """
 
 from __future__ import annotations
@@ -25,10 +23,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import array_api_compat
+
 from .. import backends
 from ..errors import OnnxError, XpnnError, first_line
 from ..report import format_report, score, score_matrix
-from ._common import data_dir_option, ensure_data, output_file, positive, save_figure
+from .commands import data_dir_option, ensure_data, output_file, positive, save_figure
 
 __all__ = ["configure", "run"]
 
@@ -48,28 +48,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """
     add, wait = parser.add_argument, f"{SCHEDULER_TIMEOUT:g} s"
     # fmt: off
-    add("--backend", metavar="NAME", help=f"{', '.join(backends.BACKENDS)}, or {ONNXRUNTIME}: "
-        "the network (or --weights model.onnx) in ONNX Runtime; ndonnx is refused (one ONNX "
-        "Runtime call per operation) (default: $XPNN_BACKEND, else numpy)")
-    add("--device", metavar="DEVICE", help="cpu, cuda or cuda:N; jax also cpu:N; "
-        "array_api_strict also device1, device2 (default: the backend's)")
+    add("--backend", metavar="NAME", help=f"{', '.join(backends.BACKENDS)} or {ONNXRUNTIME} "
+        "(default: $XPNN_BACKEND, else numpy)")
+    add("--device", metavar="DEVICE", help="cpu, cuda or cuda:N (default: the backend's)")
     add("--dtype", default="float32", choices=["float32", "float64", "float16"],
         help="compute dtype (default: float32)")
-    add("--batch-size", type=positive, default=BATCH_SIZE, metavar="N", help="images per "
-        f"forward pass, rows per chunk on a cluster (default: {BATCH_SIZE}, as in the chapter)")
+    add("--batch-size", type=positive, default=BATCH_SIZE, metavar="N",
+        help=f"images per forward pass (default: {BATCH_SIZE}, as in the chapter)")
     data_dir_option(parser)
     add("--weights", metavar="FILE", help="a 784-...-10 network in any format "
         "xpnn.load_weights reads (default: the book's sample_weight.pkl)")
     add("--json", action="store_true", help="print the report as JSON (default: text)")
-    add("--quiet", action="store_true",
-        help="print the accuracy line only, no progress (default: the full report)")
-    add("--scheduler", metavar="ADDRESS", help="with --backend dask: score on the dask "
-        f"cluster at ADDRESS (tcp://host:8786); refused after {wait} without a scheduler's "
-        f"answer, or {wait} more without a worker (default: no cluster)")
-    add("--workers", type=positive, metavar="N", help="with --backend dask: start N "
-        "single-threaded worker processes on 127.0.0.1 (default: no cluster)")
-    add("--plot", metavar="DIR", help=f"also write {' and '.join(PLOTS)} to DIR, created if "
-        "needed; needs xpnn[plot] (default: no figures)")
+    add("--quiet", action="store_true", help="the accuracy line only (default: full report)")
+    add("--plot", metavar="DIR", help=f"also write {' and '.join(PLOTS)} to DIR (default: none)")
+    add = parser.add_mutually_exclusive_group().add_argument  # --scheduler or --workers
+    add("--scheduler", metavar="ADDRESS", help=f"with dask: the cluster at ADDRESS; refused after "
+        f"{wait} without a scheduler's answer, or {wait} more without a worker (default: none)")
+    add("--workers", type=positive, metavar="N",
+        help="with dask: start N single-threaded local workers (default: none)")
     # fmt: on
 
 
@@ -80,15 +76,10 @@ def run(args: argparse.Namespace) -> str:
     ort = name.strip().lower() == ONNXRUNTIME
     backend = ONNXRUNTIME if ort else backends.backend_name(args.backend)
     on_cluster = args.scheduler is not None or args.workers is not None
-    if backend == "ndonnx":
-        raise XpnnError(
-            "ndonnx makes one ONNX Runtime call per operation, minutes for the "
-            f"test set: use --backend {ONNXRUNTIME}, the network as one ONNX model"
-        )
+    if backend == "ndonnx":  # minutes for the test set
+        raise XpnnError(f"ndonnx calls ONNX Runtime per operation: use --backend {ONNXRUNTIME}")
     if args.plot is not None and (ort or on_cluster):
         raise XpnnError(f"--plot is not available with {ONNXRUNTIME} or --scheduler/--workers")
-    if args.scheduler is not None and args.workers is not None:
-        raise XpnnError("give --scheduler or --workers, not both")
     if on_cluster and backend != "dask":
         raise XpnnError(f"--scheduler and --workers need --backend dask (it is {backend!r})")
     with _plot_files(args.plot) as plots:
@@ -112,18 +103,17 @@ def _network(args: argparse.Namespace, backend: str, device: Any) -> Any:
         return pretrained_network(data_dir=args.data_dir, input_scale=1 / 255, **options)
     network = load_weights(args.weights, **options)
     if (sizes := network.layer_sizes)[0] != 784 or sizes[-1] != 10 or min(sizes) < 1:
-        layers = "-".join(map(str, sizes))
         raise XpnnError(
-            f"--weights {args.weights!r}: MNIST needs a network with 784 inputs, "
-            f"10 outputs and no empty layer; the file has layers {layers}"
+            f"--weights {args.weights!r} has layers {'-'.join(map(str, sizes))}: "
+            "MNIST needs 784 inputs, 10 outputs and no empty layer"
         )
     return network.to(input_scale=1 / 255)
 
 
 @contextlib.contextmanager
 def _plot_files(path: str | None) -> Iterator[list[Path] | None]:
-    """The ``--plot`` files (None without it), checked before any work; their directory is
-    made now and, if the block fails, the directories made here are removed when empty."""
+    """The ``--plot`` files (None without it), checked before any work; if the block fails,
+    the directories made for them are removed when empty."""
     if path is None:
         yield None
         return
@@ -132,8 +122,6 @@ def _plot_files(path: str | None) -> Iterator[list[Path] | None]:
     try:
         try:
             target.mkdir(parents=True, exist_ok=True)
-            if not os.access(target, os.W_OK | os.X_OK):
-                raise PermissionError(13, "permission denied")
         except OSError as err:
             mistake = isinstance(err, (FileExistsError, NotADirectoryError))
             reason = "not a directory" if mistake else err.strerror or str(err)
@@ -154,9 +142,8 @@ def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -
         print(f"xpnn eval: {note} ...", file=sys.stderr, flush=True)
     elif shown:
         with contextlib.suppress(ImportError):  # tqdm has no type hints: imported as Any
-            bar = importlib.import_module("tqdm").tqdm(
-                total=total, unit="img", desc="classifying", leave=False
-            )
+            tqdm = importlib.import_module("tqdm").tqdm
+            bar = tqdm(total=total, unit="img", desc="classifying", leave=False)
     with bar:
         begun = time.perf_counter()
         result = backends.to_numpy(compute(progress=getattr(bar, "update", None)))
@@ -164,8 +151,6 @@ def _timed(args: argparse.Namespace, total: int, compute: Any, note: str = "") -
 
 
 def _locally(args: argparse.Namespace, backend: str, plots: list[Path] | None) -> dict[str, Any]:
-    import array_api_compat
-
     from ..mnist import load_mnist_split
 
     if args.dtype == "float64":
@@ -202,18 +187,14 @@ def _on_cluster(args: argparse.Namespace) -> dict[str, Any]:
 
 def _onnxruntime(args: argparse.Namespace) -> dict[str, Any]:
     """Score with ONNX Runtime: the exported network, or a given ``.onnx`` file as it is."""
-    from array_api_compat import numpy as np
-
     from ..mnist import load_mnist_split
-    from ..network import batched
     from ..ort import mnist_runner
 
     try:
-        where = {"data_dir": args.data_dir}
-        runner = mnist_runner(args.weights, **where, dtype=args.dtype, device=args.device or "cpu")
-        x, t = load_mnist_split("test", normalize=False, **where, backend="numpy")
-        x = runner.from_pixels(x)  # the one batching loop, as Network.classify
-        classify = partial(batched, runner.classify, x, args.batch_size, np)
+        device = args.device or "cpu"
+        runner = mnist_runner(args.weights, data_dir=args.data_dir, dtype=args.dtype, device=device)
+        x, t = load_mnist_split("test", normalize=False, data_dir=args.data_dir, backend="numpy")
+        classify = partial(runner.classify, runner.from_pixels(x), args.batch_size)
         labels, timed = _timed(args, x.shape[0], classify)
         result = score(t, labels)
     except XpnnError:
