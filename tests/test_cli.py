@@ -240,7 +240,9 @@ def test_figure_commands_write_atomically_and_refuse_bad_paths(command, data_dir
 
 
 def test_show_mnist_refuses_a_start_outside_the_test_set():
-    one_line_exit_2(run_xpnn("show-mnist", "--start", "10000"), "--start: must be an integer in 0..9999")
+    one_line_exit_2(
+        run_xpnn("show-mnist", "--start", "10000"), "--start: must be an integer in 0..9999"
+    )
 
 
 # -- standard output that goes away ------------------------------------------------------
