@@ -5,6 +5,7 @@ Both must give the plain layer loop's results (array_api_strict runs that loop).
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 
 import numpy as np
@@ -83,7 +84,7 @@ def _activations(net: xpnn.Network) -> list[str]:
     return [act.__name__ for act in net._acts]
 
 
-def test_only_jax_and_numpy_sigmoid_networks_have_a_fast_pass() -> None:
+def test_only_jax_and_eager_sigmoid_networks_have_a_fast_pass() -> None:
     import_or_skip("array_api_strict", "array_api_strict")
     params = _params()
     strict = xpnn.Network(params, backend="array_api_strict")
@@ -92,6 +93,8 @@ def test_only_jax_and_numpy_sigmoid_networks_have_a_fast_pass() -> None:
     mixed = xpnn.Network(params, backend="numpy", hidden=["sigmoid", "relu"])
     assert _activations(mixed) == ["sigmoid", "relu"]
     assert _activations(xpnn.Network(params, backend="numpy")) == ["_tanh", "_tanh"]
+    if importlib.util.find_spec("torch") is not None:  # PyTorch is eager too: folded
+        assert _activations(xpnn.Network(params, backend="torch")) == ["_tanh", "_tanh"]
     # float16 keeps the book's formula: its rounding gives the reference's MNIST count
     assert _activations(xpnn.Network(params, dtype="float16")) == ["sigmoid", "sigmoid"]
     assert xpnn.Network(params, backend="jax")._compiled is not None
