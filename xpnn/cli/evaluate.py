@@ -76,13 +76,13 @@ def run(args: argparse.Namespace) -> str:
     ort = name.strip().lower() == ONNXRUNTIME
     backend = ONNXRUNTIME if ort else backends.backend_name(args.backend)
     on_cluster = args.scheduler is not None or args.workers is not None
+    if args.plot is not None and (ort or on_cluster):  # the options first, then the libraries
+        raise XpnnError(f"--plot is not available with {ONNXRUNTIME} or --scheduler/--workers")
     if args.dtype == "float64" and not ort:
         backends.enable_float64(backend)  # JAX computes float64 only in its 64-bit mode
     xp = None if ort else backends.namespace(backend)[0]  # what the library is decides below
     if xp is not None and array_api_compat.is_ndonnx_namespace(xp):  # minutes for the test set
         raise XpnnError(f"ndonnx calls ONNX Runtime per operation: use --backend {ONNXRUNTIME}")
-    if args.plot is not None and (ort or on_cluster):
-        raise XpnnError(f"--plot is not available with {ONNXRUNTIME} or --scheduler/--workers")
     if on_cluster and not (xp is not None and array_api_compat.is_dask_namespace(xp)):
         raise XpnnError(f"--scheduler and --workers need --backend dask (it is {backend!r})")
     with _plot_files(args.plot) as plots:
