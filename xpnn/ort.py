@@ -99,8 +99,8 @@ class OnnxRunner:
         except ValueError:
             sizes, self.input_scale = [0], 0.0
         recorded = (sizes[0], sizes[-1]) if _SIZES in meta else None
-        self.classes: int | None = sizes[-1] if labels and recorded else classes
-        self.classes = y.shape[1] if scores else self.classes
+        labelled = sizes[-1] if labels and recorded else classes  # a labels model's own record
+        self.classes: int | None = y.shape[1] if scores else labelled
         have = f"{self.input_size} inputs and {self.classes or 'unknown'} classes"
         need = f"{input_size or self.input_size} inputs and {classes or self.classes} classes"
         shapes = f"takes {x.type} {x.shape}{' and more' * bool(more)}, returns {y.type} {y.shape}"
@@ -167,8 +167,12 @@ class OnnxRunner:
         """Int64 labels of ``x``'s rows, ``batch_size`` per run; ``progress(rows)`` after each."""
         size = None if batch_size is None else positive_int(batch_size, "batch_size")
         host = np.asarray(x) if isinstance(x, (list, tuple)) else to_numpy(x)
-        out = batched(self.run, host, size, xnp, progress) if host.ndim == 2 else self.run(host)
-        return (out if self.output == "labels" else np.argmax(out, axis=-1)).astype(np.int64)
+
+        def labels(block: np.ndarray) -> np.ndarray:  # per block: only labels are kept
+            out = self.run(block)
+            return (out if self.output == "labels" else np.argmax(out, axis=-1)).astype(np.int64)
+
+        return batched(labels, host, size, xnp, progress) if host.ndim == 2 else labels(host)
 
 
 def mnist_runner(weights: str | os.PathLike[str] | None = None, *,

@@ -156,7 +156,7 @@ class ShowMnist:
 
 
 class ExportOnnx:
-    """Export the MNIST network to an ONNX model, traced through xpnn's own forward pass.
+    """Export the MNIST network to an ONNX model built from its layers.
 
     examples:
       xpnn export-onnx --out model.onnx --input-dtype uint8 --output labels
